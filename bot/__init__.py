@@ -1,0 +1,1 @@
+"""furusato-bot: the LINE chatbot platform for ふるさと住民登録制度."""

@@ -1,0 +1,166 @@
+"""`python -m bot demo` and `seed-demo`: everything for a local run, and the demo data."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from bot.devdb import LocalFerret
+from bot.settings import Settings
+from bot.storage import Mongo, Storage
+
+VAR = Path("var")
+LOCAL_ENV = VAR / "local.env"
+GENERATED = (
+    "LINE_CHANNEL_SECRET",
+    "LINE_CHANNEL_ACCESS_TOKEN",
+    "SESSION_SECRET",
+    "CARD_SIGNING_SECRET",
+)
+
+
+class AlreadyRunning(Exception):
+    pass
+
+
+def local_secrets() -> dict[str, str]:
+    """Secrets for local runs: generated once, kept in var/local.env (never committed)."""
+    values: dict[str, str] = {}
+    if LOCAL_ENV.exists():
+        for line in LOCAL_ENV.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep:
+                values[key.strip()] = value.strip()
+    missing = [k for k in GENERATED if not values.get(k)]
+    if missing:
+        for key in missing:
+            values[key] = secrets.token_hex(32 if key != "LINE_CHANNEL_SECRET" else 16)
+        VAR.mkdir(exist_ok=True)
+        LOCAL_ENV.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+        LOCAL_ENV.chmod(0o600)
+    return values
+
+
+def _lock() -> int:
+    VAR.mkdir(exist_ok=True)
+    fd = os.open(VAR / "demo.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pid = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        raise AlreadyRunning(
+            f"the demo is already running (pid {pid}); stop it with Ctrl-C first"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+async def seed_demo(settings: Settings) -> None:
+    mongo = Mongo(settings.mongodb_uri, settings.mongodb_db)
+    try:
+        await mongo.wait_until_up(settings.db_startup_timeout_s)
+        storage = Storage(mongo)
+        await storage.ensure_indexes()
+    finally:
+        await mongo.close()
+
+
+async def run_demo(bot_port: int, emulator_port: int) -> None:
+    try:
+        lock = _lock()
+    except AlreadyRunning as exc:
+        print(f"furusato-bot: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    env = dict(os.environ)
+    for key, value in local_secrets().items():
+        env.setdefault(key, value)
+    bot_url = f"http://127.0.0.1:{bot_port}"
+    emulator_url = f"http://127.0.0.1:{emulator_port}"
+    env.setdefault("LINE_API_BASE_URL", emulator_url)
+    env.setdefault("PUBLIC_BASE_URL", bot_url)
+    ferret: LocalFerret | None = None
+    if not env.get("MONGODB_URI"):
+        ferret = LocalFerret(VAR / "demo-db")
+        await ferret.start_and_wait()
+        env["MONGODB_URI"] = ferret.uri
+    children: list[asyncio.subprocess.Process] = []
+    try:
+        settings = Settings.from_env(env)
+        await seed_demo(settings)
+        processes = {
+            "emulator": [
+                "emulator",
+                "--port",
+                str(emulator_port),
+                "--webhook-url",
+                f"{bot_url}/callback",
+            ],
+            "web": ["serve", "--host", "127.0.0.1", "--port", str(bot_port)],
+            "worker": ["worker"],
+        }
+        for args in processes.values():
+            children.append(
+                await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", *args, env=env)
+            )
+        exits = [asyncio.create_task(child.wait()) for child in children]
+        await _wait_healthy(f"{bot_url}/healthz", exits)
+        print(
+            "\n".join(
+                [
+                    "",
+                    "furusato-bot demo is running:",
+                    f"  chat simulator (LINE emulator): {emulator_url}/",
+                    f"  bot web process:                {bot_url}/healthz",
+                    f"  database:                       {env['MONGODB_URI']}",
+                    "Stop with Ctrl-C.",
+                    "",
+                ]
+            ),
+            flush=True,
+        )
+        await asyncio.wait(exits, return_when=asyncio.FIRST_COMPLETED)
+        failed = [
+            name
+            for name, child in zip(processes, children, strict=True)
+            if child.returncode is not None
+        ]
+        print(f"furusato-bot: demo stopped because a process exited: {failed}", file=sys.stderr)
+        raise SystemExit(1)
+    finally:
+        await _stop_all(children)
+        if ferret:
+            ferret.stop()
+        os.close(lock)
+
+
+async def _stop_all(children: list[asyncio.subprocess.Process]) -> None:
+    for child in children:
+        if child.returncode is None:
+            child.terminate()
+    for child in children:
+        try:
+            await asyncio.wait_for(child.wait(), timeout=35)
+        except TimeoutError:
+            child.kill()
+
+
+async def _wait_healthy(url: str, exits: list[asyncio.Task[int]]) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        for _ in range(120):
+            if any(done.done() for done in exits):
+                raise SystemExit(1)
+            try:
+                async with http.get(url) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.5)
+    raise SystemExit(f"furusato-bot: the bot did not become healthy at {url}")

@@ -1,0 +1,44 @@
+"""The shape every store follows: one collection, its indexes, its queries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar
+
+from pymongo import IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from bot.storage.db import Document
+
+
+class Store:
+    """Base of a module-per-aggregate store.
+
+    `expires`: the collection's documents carry `expires_at` and the worker's cleanup job removes
+    them after that time (the portable subset has no TTL indexes).
+    """
+
+    collection_name: ClassVar[str]
+    expires: ClassVar[bool] = False
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.col: AsyncCollection[Document] = db[self.collection_name]
+
+    def indexes(self) -> list[IndexModel]:
+        return []
+
+    async def ensure_indexes(self) -> None:
+        wanted = self.indexes()
+        if self.expires:
+            wanted.append(IndexModel("expires_at", name="expires_at"))
+        # One at a time and only the missing ones: FerretDB 1.24 drops the connection on a
+        # createIndexes whose list mixes existing and new indexes.
+        existing = {ix["name"] async for ix in await self.col.list_indexes()}
+        for index in wanted:
+            if index.document["name"] not in existing:
+                await self.col.create_indexes([index])
+
+    async def remove_expired(self, now: datetime) -> int:
+        result = await self.col.delete_many({"expires_at": {"$lt": now}})
+        return result.deleted_count

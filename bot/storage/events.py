@@ -1,0 +1,95 @@
+"""Inbound webhook events: each `webhookEventId` stored once, handled once, per user in order."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from bot.storage.base import Store
+from bot.storage.db import Document
+
+# Long enough to absorb LINE's redeliveries (they stop well within a day).
+KEEP_EVENTS = timedelta(days=3)
+
+
+class InboundEvents(Store):
+    collection_name = "inbound_events"
+    expires = True
+
+    def indexes(self) -> list[IndexModel]:
+        return [
+            IndexModel(
+                [("status", ASCENDING), ("user_key", ASCENDING), ("ts", ASCENDING)],
+                name="pending_by_user",
+            ),
+            IndexModel([("status", ASCENDING), ("received_at", ASCENDING)], name="by_age"),
+        ]
+
+    async def add(self, event: dict[str, Any], user_key: str, now: datetime) -> bool:
+        """Store a new event; False when this `webhookEventId` was seen before."""
+        try:
+            await self.col.insert_one(
+                {
+                    "_id": event["webhookEventId"],
+                    "user_key": user_key,
+                    "ts": int(event.get("timestamp") or 0),
+                    "type": str(event.get("type")),
+                    "event": event,
+                    "status": "pending",
+                    "received_at": now,
+                    "expires_at": now + KEEP_EVENTS,
+                }
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def next_pending(self, user_key: str) -> Document | None:
+        return await self.col.find_one(
+            {"user_key": user_key, "status": "pending"},
+            sort=[("ts", ASCENDING), ("received_at", ASCENDING), ("_id", ASCENDING)],
+        )
+
+    async def finish(self, event_id: str, status: str, now: datetime, error: str = "") -> None:
+        # The event body may hold what the resident typed: drop it once handled.
+        update: Document = {"$set": {"status": status, "done_at": now}, "$unset": {"event": ""}}
+        if error:
+            update["$set"]["error"] = error
+        await self.col.update_one({"_id": event_id, "status": "pending"}, update)
+
+    async def stale_user_keys(self, older_than: datetime, limit: int = 100) -> list[str]:
+        """Users with events left pending (a process died mid-way), for the worker's sweep."""
+        cursor = self.col.find(
+            {"status": "pending", "received_at": {"$lt": older_than}},
+            projection={"user_key": 1},
+            limit=limit,
+        )
+        return list({doc["user_key"] async for doc in cursor})
+
+    async def get(self, event_id: str) -> Document | None:
+        return await self.col.find_one({"_id": event_id})
+
+
+class UserLeases(Store):
+    """A lease per user so that one process at a time handles that user's events."""
+
+    collection_name = "user_leases"
+    expires = True
+
+    async def acquire(self, user_key: str, owner: str, now: datetime, ttl: timedelta) -> bool:
+        try:
+            doc = await self.col.find_one_and_update(
+                {"_id": user_key, "$or": [{"expires_at": {"$lt": now}}, {"owner": owner}]},
+                {"$set": {"owner": owner, "expires_at": now + ttl}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            return False  # someone else holds a live lease
+        return doc is not None and doc.get("owner") == owner
+
+    async def release(self, user_key: str, owner: str) -> None:
+        await self.col.delete_one({"_id": user_key, "owner": owner})
