@@ -1,0 +1,1 @@
+"""Domain rules as plain functions and frozen dataclasses, with no I/O."""
