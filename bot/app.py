@@ -12,15 +12,19 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from bot.clock import Clock
+from bot.line.client import RetryPolicy
+from bot.line.webhook import CHANNEL_SECRET, PIPELINE, callback
 from bot.logs import request_id
+from bot.services import HandlerFactory, Services, make_pipeline, open_services
 from bot.settings import Settings
-from bot.storage import Mongo, Storage
+from bot.storage import Storage
 
 log = logging.getLogger("bot.web")
 
 SETTINGS = web.AppKey("settings", Settings)
 STORAGE = web.AppKey("storage", Storage)
 CLOCK = web.AppKey("clock", Clock)
+SERVICES = web.AppKey("services", Services)
 
 SHUTDOWN_TIMEOUT_S = 30.0
 
@@ -64,27 +68,46 @@ async def healthz(request: web.Request) -> web.Response:
     )
 
 
-def storage_context(settings: Settings) -> Callable[[web.Application], AsyncIterator[None]]:
+def services_context(
+    settings: Settings,
+    clock: Clock,
+    handler_factory: HandlerFactory | None,
+    policy: RetryPolicy | None,
+) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        mongo = Mongo(settings.mongodb_uri, settings.mongodb_db)
-        try:
-            await mongo.wait_until_up(settings.db_startup_timeout_s)
-            storage = Storage(mongo)
-            await storage.ensure_indexes()
-            app[STORAGE] = storage
+        async with open_services(settings, clock, policy) as services:
+            app[SERVICES] = services
+            app[STORAGE] = services.storage
+            app[PIPELINE] = make_pipeline(services, handler_factory)
             yield
-        finally:
-            await mongo.close()
 
     return ctx
 
 
-def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
+async def finish_events(app: web.Application) -> None:
+    """On shutdown, let events already accepted be handled before clients close."""
+    await app[PIPELINE].drain()
+
+
+def create_app(
+    settings: Settings,
+    clock: Clock | None = None,
+    *,
+    handler_factory: HandlerFactory | None = None,
+    retry_policy: RetryPolicy | None = None,
+) -> web.Application:
+    """The web process. `handler_factory` and `retry_policy` exist for tests of the pipeline."""
     app = web.Application(middlewares=[request_context], client_max_size=2 * 1024**2)
     app[SETTINGS] = settings
     app[CLOCK] = clock or Clock()
-    app.cleanup_ctx.append(storage_context(settings))
+    app[CHANNEL_SECRET] = settings.line_channel_secret.encode()
+    app.cleanup_ctx.append(services_context(settings, app[CLOCK], handler_factory, retry_policy))
+    app.on_shutdown.append(finish_events)
     app.router.add_get("/healthz", healthz)
+    app.router.add_post("/callback", callback)
+    from bot.web import add_verify_routes  # here, not on top: bot.web imports this module
+
+    add_verify_routes(app)
     return app
 
 

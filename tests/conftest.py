@@ -16,6 +16,8 @@ from bot.devdb import LocalFerret
 from bot.settings import Settings
 from bot.storage import Mongo, Storage
 
+pytest_plugins = ["tests.stack"]
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

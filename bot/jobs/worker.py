@@ -13,8 +13,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.clock import JST, Clock
 from bot.jobs.cleanup import remove_expired
+from bot.line.pipeline import Pipeline
+from bot.services import HandlerFactory, make_pipeline, open_services
 from bot.settings import Settings
-from bot.storage import Mongo, Storage
+from bot.storage import Storage
 
 log = logging.getLogger("bot.worker")
 
@@ -24,9 +26,10 @@ Job = Callable[[], Awaitable[object]]
 class Worker:
     """Runs the jobs; on shutdown lets running jobs finish before closing clients."""
 
-    def __init__(self, storage: Storage, clock: Clock) -> None:
+    def __init__(self, storage: Storage, clock: Clock, pipeline: Pipeline) -> None:
         self.storage = storage
         self.clock = clock
+        self.pipeline = pipeline
         self.scheduler = AsyncIOScheduler(timezone=JST)
         self.running: set[asyncio.Task[Any]] = set()
 
@@ -71,18 +74,13 @@ class Worker:
             await asyncio.wait(self.running, timeout=60)
 
 
-async def run_worker(settings: Settings) -> None:
+async def run_worker(settings: Settings, handler_factory: HandlerFactory | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    mongo = Mongo(settings.mongodb_uri, settings.mongodb_db)
-    try:
-        await mongo.wait_until_up(settings.db_startup_timeout_s)
-        storage = Storage(mongo)
-        await storage.ensure_indexes()
-        worker = Worker(storage, Clock())
+    clock = Clock()
+    async with open_services(settings, clock) as services:
+        worker = Worker(services.storage, clock, make_pipeline(services, handler_factory))
         worker.add_standard_jobs()
         await worker.run_until(stop)
-    finally:
-        await mongo.close()

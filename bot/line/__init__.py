@@ -1,0 +1,1 @@
+"""The LINE adapter: webhook pipeline, resilient Messaging API client, incoming-event model."""

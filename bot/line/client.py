@@ -1,0 +1,218 @@
+"""The resilient LINE Messaging API client around the SDK's async client.
+
+- reply; when the reply token is expired or already used, fall back to push;
+- push, multicast, broadcast and narrowcast always carry an `X-Line-Retry-Key` stored before the
+  first attempt, so a retry (or a resend after a crash) is accepted once and answered 409 after;
+- 5xx, timeouts and 429 are retried with exponential backoff and jitter; other 4xx never;
+- explicit request timeouts; `x-line-request-id` logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from linebot.v3.messaging import (
+    ApiException,
+    ApiResponse,
+    AsyncMessagingApi,
+    BroadcastRequest,
+    Message,
+    MulticastRequest,
+    PushMessageRequest,
+    ReplyMessageRequest,
+)
+
+from bot.clock import Clock
+from bot.storage.sends import RETRY_KEY_WINDOW, Sends
+from bot.storage.users import Users
+
+log = logging.getLogger("bot.line")
+
+
+class SendFailed(Exception):
+    """LINE refused the request (a 4xx other than 409/429) or every retry failed."""
+
+    def __init__(self, endpoint: str, status: int, detail: str) -> None:
+        super().__init__(f"{endpoint} failed with {status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 6
+    base_delay_s: float = 0.25
+    max_delay_s: float = 8.0
+    request_timeout_s: float = 10.0
+
+    def delay(self, attempt: int, retry_after: str | None) -> float:
+        if retry_after and retry_after.isdigit():
+            return min(float(retry_after), self.max_delay_s)
+        # Full jitter keeps many retrying senders from hitting the rate limit in step.
+        return random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
+
+
+_RETRYABLE_ERRORS = (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
+
+
+def _retryable(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+def _is_invalid_reply_token(exc: ApiException) -> bool:
+    return exc.status == 400 and "reply token" in str(exc.body or "").lower()
+
+
+class LineClient:
+    def __init__(
+        self,
+        api: AsyncMessagingApi,
+        sends: Sends,
+        users: Users,
+        clock: Clock,
+        policy: RetryPolicy | None = None,
+    ) -> None:
+        self.api = api
+        self.sends = sends
+        self.users = users
+        self.clock = clock
+        self.policy = policy or RetryPolicy()
+
+    async def reply(
+        self, reply_token: str | None, user_id: str, messages: Sequence[Message], logical_key: str
+    ) -> None:
+        """Answer an event: by reply token when it still works, else by push."""
+        if reply_token and await self._reply(reply_token, messages):
+            return
+        await self.push(user_id, messages, logical_key)
+
+    async def _reply(self, reply_token: str, messages: Sequence[Message]) -> bool:
+        """True when the reply was delivered (or probably was); False to fall back to push."""
+        request = ReplyMessageRequest(replyToken=reply_token, messages=list(messages))
+        uncertain = False  # a 5xx or timeout may have delivered the reply after all
+        for attempt in range(self.policy.attempts):
+            try:
+                response = await self.api.reply_message_with_http_info(
+                    request, _request_timeout=self.policy.request_timeout_s
+                )
+                self._log_ok("reply", response)
+                return True
+            except ApiException as exc:
+                if _is_invalid_reply_token(exc):
+                    if uncertain:
+                        # The token was spent by our own earlier attempt: it was delivered.
+                        log.warning("reply outcome uncertain; token already used: not resending")
+                        return True
+                    return False
+                if not _retryable(exc.status):
+                    raise SendFailed("reply", exc.status, str(exc.body)) from exc
+                uncertain = uncertain or exc.status >= 500
+                await self._pause("reply", attempt, exc.status, _retry_after(exc))
+            except _RETRYABLE_ERRORS as exc:
+                uncertain = True
+                await self._pause("reply", attempt, 0, None, error=type(exc).__name__)
+        return uncertain  # retries exhausted: push only if nothing can have gone out
+
+    async def push(self, user_id: str, messages: Sequence[Message], logical_key: str) -> bool:
+        """Push to one user exactly once per logical key; False when the user has blocked us."""
+        if await self.users.is_blocked(user_id):
+            return False
+        request = PushMessageRequest(to=user_id, messages=list(messages))
+        await self._keyed(
+            "push",
+            logical_key,
+            lambda key, t: self.api.push_message_with_http_info(
+                request, x_line_retry_key=key, _request_timeout=t
+            ),
+        )
+        return True
+
+    async def multicast(
+        self, user_ids: Sequence[str], messages: Sequence[Message], logical_key: str
+    ) -> None:
+        request = MulticastRequest(to=list(user_ids), messages=list(messages))
+        await self._keyed(
+            "multicast",
+            logical_key,
+            lambda key, t: self.api.multicast_with_http_info(
+                request, x_line_retry_key=key, _request_timeout=t
+            ),
+        )
+
+    async def broadcast(self, messages: Sequence[Message], logical_key: str) -> None:
+        request = BroadcastRequest(messages=list(messages))
+        await self._keyed(
+            "broadcast",
+            logical_key,
+            lambda key, t: self.api.broadcast_with_http_info(
+                request, x_line_retry_key=key, _request_timeout=t
+            ),
+        )
+
+    async def _keyed(
+        self,
+        endpoint: str,
+        logical_key: str,
+        call: Callable[[str, float], Awaitable[ApiResponse]],
+    ) -> None:
+        now = self.clock.now()
+        retry_key, first_seen, status = await self.sends.retry_key(logical_key, now)
+        if status == "sent":
+            return
+        if now - first_seen > RETRY_KEY_WINDOW:
+            # LINE no longer remembers the key: resending could deliver twice.
+            await self.sends.mark(logical_key, "failed", now, "retry key older than 24 h")
+            raise SendFailed(endpoint, 0, "retry key older than LINE's 24-hour window")
+        for attempt in range(self.policy.attempts):
+            try:
+                response = await call(retry_key, self.policy.request_timeout_s)
+                self._log_ok(endpoint, response)
+                await self.sends.mark(logical_key, "sent", self.clock.now())
+                return
+            except ApiException as exc:
+                if exc.status == 409:  # accepted before (our earlier attempt got through)
+                    await self.sends.mark(logical_key, "sent", self.clock.now(), "409")
+                    return
+                if not _retryable(exc.status):
+                    await self.sends.mark(logical_key, "failed", self.clock.now(), str(exc.body))
+                    raise SendFailed(endpoint, exc.status, str(exc.body)) from exc
+                await self._pause(endpoint, attempt, exc.status, _retry_after(exc))
+            except _RETRYABLE_ERRORS as exc:
+                await self._pause(endpoint, attempt, 0, None, error=type(exc).__name__)
+        raise SendFailed(endpoint, 0, f"gave up after {self.policy.attempts} attempts")
+
+    async def _pause(
+        self, endpoint: str, attempt: int, status: int, retry_after: str | None, error: str = ""
+    ) -> None:
+        if attempt + 1 >= self.policy.attempts:
+            return
+        delay = self.policy.delay(attempt, retry_after)
+        log.warning(
+            "LINE request will be retried",
+            extra={
+                "endpoint": endpoint,
+                "status": status,
+                "error": error,
+                "delay_s": round(delay, 2),
+            },
+        )
+        await asyncio.sleep(delay)
+
+    def _log_ok(self, endpoint: str, response: ApiResponse) -> None:
+        headers: Any = response.headers or {}
+        log.info(
+            "LINE request accepted",
+            extra={"endpoint": endpoint, "line_request_id": headers.get("x-line-request-id")},
+        )
+
+
+def _retry_after(exc: ApiException) -> str | None:
+    headers: Any = exc.headers or {}
+    value = headers.get("Retry-After")
+    return str(value) if value is not None else None

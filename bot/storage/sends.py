@@ -1,0 +1,50 @@
+"""Outgoing sends with their `X-Line-Retry-Key`, stored before the first attempt.
+
+A send is named by a logical key (e.g. "fallback:<webhookEventId>"); whoever sends it again after
+a crash or a retry reuses the same retry key, so LINE accepts it once and answers 409 after that.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from pymongo.errors import DuplicateKeyError
+
+from bot.storage.base import Store
+
+# LINE keeps retry keys for 24 hours; after that a retry would send again, so we keep ours longer
+# and refuse to resend a key older than LINE's window.
+RETRY_KEY_WINDOW = timedelta(hours=24)
+KEEP_SENDS = timedelta(days=2)
+
+
+class Sends(Store):
+    collection_name = "sends"
+    expires = True
+
+    async def retry_key(self, logical_key: str, now: datetime) -> tuple[str, datetime, str]:
+        """The retry key for this send (created on first call): key, first-seen time, status."""
+        doc = await self.col.find_one({"_id": logical_key})
+        if doc is None:
+            fresh = {
+                "_id": logical_key,
+                "retry_key": str(uuid.uuid4()),
+                "status": "pending",
+                "created_at": now,
+                "expires_at": now + KEEP_SENDS,
+            }
+            try:
+                await self.col.insert_one(fresh)
+                doc = fresh
+            except DuplicateKeyError:  # another sender stored it first: use theirs
+                doc = await self.col.find_one({"_id": logical_key})
+                assert doc is not None
+        created: datetime = doc["created_at"]
+        return str(doc["retry_key"]), created, str(doc["status"])
+
+    async def mark(self, logical_key: str, status: str, now: datetime, detail: str = "") -> None:
+        await self.col.update_one(
+            {"_id": logical_key},
+            {"$set": {"status": status, "finished_at": now, "detail": detail}},
+        )
