@@ -154,6 +154,7 @@
     userId: null,
     entries: [],          // {id, side:'user'|'bot', message, at, seq?, via?, status?}
     lastSeq: 0,
+    hiddenUpto: 0,        // 「表示をクリア」: bot messages up to this seq stay hidden
     pollGen: 0,
     pollAbort: null,
     richMenu: null,
@@ -177,7 +178,7 @@
       return { id: e.id, side: 'user', message, at: e.at, status: e.status === 'sending' ? 'failed' : e.status };
     });
     try {
-      localStorage.setItem(lsKey(state.userId), JSON.stringify({ lastSeq: state.lastSeq, entries: mine }));
+      localStorage.setItem(lsKey(state.userId), JSON.stringify({ lastSeq: state.lastSeq, hiddenUpto: state.hiddenUpto, entries: mine }));
     } catch (_e) { /* quota: keep going without persistence */ }
   }
 
@@ -186,7 +187,7 @@
       const v = JSON.parse(localStorage.getItem(lsKey(userId)) || 'null');
       if (v && Array.isArray(v.entries)) return v;
     } catch (_e) { /* ignore */ }
-    return { lastSeq: 0, entries: [] };
+    return { lastSeq: 0, hiddenUpto: 0, entries: [] };
   }
 
   // ---------------------------------------------------------------- users
@@ -209,6 +210,11 @@
       // The emulator was reset or the user is gone.
       try { localStorage.removeItem(lsKey(state.userId)); } catch (_e) { /* ignore */ }
       await selectUser(users.length ? users[users.length - 1].userId : null);
+    } else if (!state.userId && users.length && started) {
+      // Users appeared (created elsewhere, or the emulator came back): pick one.
+      let saved = null;
+      try { saved = localStorage.getItem(LS_USER); } catch (_e) { /* ignore */ }
+      await selectUser(users.some((u) => u.userId === saved) ? saved : users[users.length - 1].userId);
     }
     renderCurrent();
     return true;
@@ -244,7 +250,7 @@
     $('current-id').textContent = u ? u.userId : '';
     const cs = $('current-status');
     cs.textContent = st.text;
-    cs.className = `current-status user-meta status ${st.cls}`;
+    cs.className = `current-status ${st.cls}`;
     $('chat-user-name').textContent = u ? `${u.displayName || u.userId}${st.text ? `（${st.text}）` : ''}` : '未選択';
 
     const ft = $('follow-toggle');
@@ -307,6 +313,7 @@
     state.userId = userId;
     state.entries = [];
     state.lastSeq = 0;
+    state.hiddenUpto = 0;
     state.qrDismissedFor = null;
     state.richMenu = null;
     state.richMenuKey = '';
@@ -333,8 +340,9 @@
     if (gen !== state.pollGen) return;
     const maxSeq = server.reduce((m, x) => Math.max(m, Number(x.seq) || 0), 0);
     let mine = local.entries.filter((e) => e && e.side === 'user' && e.message);
-    if (local.lastSeq > maxSeq) mine = []; // the emulator was reset since we last saw this user
-    const bots = server.map(botEntry);
+    state.hiddenUpto = Number(local.hiddenUpto) || 0;
+    if (local.lastSeq > maxSeq) { mine = []; state.hiddenUpto = 0; } // the emulator was reset
+    const bots = server.map(botEntry).filter((e) => e.seq > state.hiddenUpto);
     const all = [...mine, ...bots].sort((a, b) => (a.at - b.at) || (a.side === 'user' ? -1 : 1));
     state.entries = all.slice(-MAX_ENTRIES);
     for (const e of state.entries) if (e.side === 'user' && typeof e.id === 'string') {
@@ -1310,6 +1318,7 @@
     $('clear-log').addEventListener('click', () => {
       if (!state.userId) return;
       state.entries = [];
+      state.hiddenUpto = state.lastSeq;
       saveLocal();
       renderAll();
     });
@@ -1376,9 +1385,11 @@
     setInterval(() => { if (!document.hidden) { refreshUsers({ quiet: true }); refreshRichMenu(); } }, 10000);
   }
 
+  let started = false;
   async function start() {
     wire();
     const ok = await refreshUsers();
+    started = true;
     let saved = null;
     try { saved = localStorage.getItem(LS_USER); } catch (_e) { /* ignore */ }
     if (ok) {
