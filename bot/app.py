@@ -76,6 +76,7 @@ def services_context(
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         async with open_services(settings, clock, policy) as services:
+            await services.richmenus.ensure()
             app[SERVICES] = services
             app[STORAGE] = services.storage
             app[PIPELINE] = make_pipeline(services, handler_factory)
@@ -108,6 +109,9 @@ def create_app(
     from bot.web import add_verify_routes  # here, not on top: bot.web imports this module
 
     add_verify_routes(app)
+    from bot.staff.web import add_staff_routes  # /admin/ and /api/v1/
+
+    add_staff_routes(app)
     return app
 
 

@@ -7,9 +7,11 @@ import fcntl
 import os
 import secrets
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.devdb import LocalFerret
+from bot.domain.places import all_places
 from bot.settings import Settings
 from bot.storage import Mongo, Storage
 
@@ -66,6 +68,8 @@ async def seed_demo(settings: Settings) -> None:
         await mongo.wait_until_up(settings.db_startup_timeout_s)
         storage = Storage(mongo)
         await storage.ensure_indexes()
+        now = datetime.now(UTC)
+        await storage.municipalities.load_directory(all_places(), now)
     finally:
         await mongo.close()
 

@@ -10,12 +10,19 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from linebot.v3.messaging import AsyncApiClient, AsyncMessagingApi, Configuration
+from linebot.v3.messaging import (
+    AsyncApiClient,
+    AsyncMessagingApi,
+    AsyncMessagingApiBlob,
+    Configuration,
+)
 
 from bot.clock import Clock
 from bot.line.client import LineClient, RetryPolicy
 from bot.line.incoming import EventHandler
 from bot.line.pipeline import Pipeline
+from bot.line.richmenu import RichMenus
+from bot.render import Renderer
 from bot.settings import Settings
 from bot.storage import Mongo, Storage
 
@@ -27,6 +34,8 @@ class Services:
     storage: Storage
     line: LineClient
     api: AsyncMessagingApi
+    richmenus: RichMenus
+    renderer: Renderer
 
 
 HandlerFactory = Callable[[Services], EventHandler]
@@ -54,7 +63,8 @@ async def open_services(
         async with AsyncApiClient(configuration) as api_client:
             api = AsyncMessagingApi(api_client)
             line = LineClient(api, storage.sends, storage.users, clock, policy)
-            yield Services(settings, clock, storage, line, api)
+            richmenus = RichMenus(api, AsyncMessagingApiBlob(api_client), storage, clock)
+            yield Services(settings, clock, storage, line, api, richmenus, Renderer())
     finally:
         await mongo.close()
 

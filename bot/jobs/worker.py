@@ -81,6 +81,8 @@ async def run_worker(settings: Settings, handler_factory: HandlerFactory | None 
         loop.add_signal_handler(sig, stop.set)
     clock = Clock()
     async with open_services(settings, clock) as services:
+        # The sweep may answer residents, and answers may change their rich menu.
+        await services.richmenus.ensure()
         worker = Worker(services.storage, clock, make_pipeline(services, handler_factory))
         worker.add_standard_jobs()
         await worker.run_until(stop)

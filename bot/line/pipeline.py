@@ -149,7 +149,7 @@ class Pipeline:
         # Each call holds the lease under its own name, so two tasks of one process exclude
         # each other just as two processes do.
         owner = uuid.uuid4().hex
-        leases = self.storage.user_leases
+        leases = self.storage.leases
         try:
             while await leases.acquire(user_key, owner, self.clock.now(), LEASE_TTL):
                 try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from bot.storage.base import Store
@@ -71,25 +71,3 @@ class InboundEvents(Store):
 
     async def get(self, event_id: str) -> Document | None:
         return await self.col.find_one({"_id": event_id})
-
-
-class UserLeases(Store):
-    """A lease per user so that one process at a time handles that user's events."""
-
-    collection_name = "user_leases"
-    expires = True
-
-    async def acquire(self, user_key: str, owner: str, now: datetime, ttl: timedelta) -> bool:
-        try:
-            doc = await self.col.find_one_and_update(
-                {"_id": user_key, "$or": [{"expires_at": {"$lt": now}}, {"owner": owner}]},
-                {"$set": {"owner": owner, "expires_at": now + ttl}},
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
-        except DuplicateKeyError:
-            return False  # someone else holds a live lease
-        return doc is not None and doc.get("owner") == owner
-
-    async def release(self, user_key: str, owner: str) -> None:
-        await self.col.delete_one({"_id": user_key, "owner": owner})
