@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pymongo.errors import DuplicateKeyError
 
 from bot.storage.base import Store
+from bot.storage.db import Document
 
 # LINE keeps retry keys for 24 hours; after that a retry would send again, so we keep ours longer
 # and refuse to resend a key older than LINE's window.
@@ -27,7 +28,7 @@ class Sends(Store):
         """The retry key for this send (created on first call): key, first-seen time, status."""
         doc = await self.col.find_one({"_id": logical_key})
         if doc is None:
-            fresh = {
+            fresh: Document = {
                 "_id": logical_key,
                 "retry_key": str(uuid.uuid4()),
                 "status": "pending",
