@@ -64,11 +64,14 @@ MEMBER = MenuSpec("member", 2, 3, ("登録証", "滞在予定", "特典", "お�
 
 def tiles(spec: MenuSpec) -> list[tuple[str, int, int, int, int]]:
     """Each label with its bounds (x, y, width, height), left to right, top to bottom."""
-    width, height = WIDTH // spec.cols, spec.height // spec.rows
-    return [
-        (label, (i % spec.cols) * width, (i // spec.cols) * height, width, height)
-        for i, label in enumerate(spec.labels)
-    ]
+    # Edges rounded from the exact fractions, so the tiles cover the whole image (2500 / 3).
+    xs = [round(c * WIDTH / spec.cols) for c in range(spec.cols + 1)]
+    ys = [round(r * spec.height / spec.rows) for r in range(spec.rows + 1)]
+    out = []
+    for i, label in enumerate(spec.labels):
+        col, row = i % spec.cols, i // spec.cols
+        out.append((label, xs[col], ys[row], xs[col + 1] - xs[col], ys[row + 1] - ys[row]))
+    return out
 
 
 def menu_request(spec: MenuSpec) -> RichMenuRequest:
