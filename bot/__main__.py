@@ -1,4 +1,4 @@
-"""Command line: `python -m bot serve|worker|emulator|demo|seed-demo`."""
+"""Command line: `python -m bot serve|worker|emulator|demo|seed-demo|staff`."""
 
 from __future__ import annotations
 
@@ -110,6 +110,20 @@ def cmd_seed_demo(args: argparse.Namespace) -> None:
     _run(seed_demo(settings))
 
 
+def cmd_staff_add(args: argparse.Namespace) -> None:
+    from bot.staff.cli import add_staff_command
+
+    settings = _settings()
+    setup_logging("WARNING")
+    password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else None
+    tenant = "platform" if args.operator else args.municipality
+    _run(
+        add_staff_command(
+            settings, tenant=tenant, email=args.email, role=args.role, password=password
+        )
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -135,6 +149,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     seed = sub.add_parser("seed-demo", help="load the municipality directory and demo programs")
     seed.set_defaults(func=cmd_seed_demo)
+
+    staff = sub.add_parser("staff", help="staff accounts of the console and API")
+    staff_sub = staff.add_subparsers(dest="staff_command", required=True)
+    add = staff_sub.add_parser("add", help="add a staff account (prints its initial password once)")
+    where = add.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--municipality", metavar="CODE", help="6-digit code of a municipality or prefecture"
+    )
+    where.add_argument(
+        "--operator", action="store_true", help="a platform operator (national figures only)"
+    )
+    add.add_argument("--email", required=True)
+    add.add_argument("--role", required=True, choices=("admin", "editor", "viewer"))
+    add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    add.set_defaults(func=cmd_staff_add)
     return parser
 
 

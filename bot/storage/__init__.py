@@ -8,10 +8,16 @@ from bot.storage.base import Store
 from bot.storage.conversations import Conversations
 from bot.storage.counters import Counters
 from bot.storage.db import Mongo
-from bot.storage.events import InboundEvents, UserLeases
+from bot.storage.events import InboundEvents
+from bot.storage.leases import Leases
+from bot.storage.municipalities import Municipalities
+from bot.storage.premium import IdentityDocuments, PremiumApplications
 from bot.storage.questions import MunicipalityQuestions
+from bot.storage.registrants import Registrants
 from bot.storage.registrations import Registrations
+from bot.storage.richmenus import RichMenuIds
 from bot.storage.sends import Sends
+from bot.storage.staff import ApiKeys, AuditLog, LoginThrottle, StaffAccounts, StaffSessions
 from bot.storage.users import Users
 
 
@@ -22,13 +28,23 @@ class Storage:
         self.mongo = mongo
         db = mongo.db
         self.inbound_events = InboundEvents(db)
-        self.user_leases = UserLeases(db)
+        self.leases = Leases(db)
+        self.rich_menus = RichMenuIds(db)
+        self.municipalities = Municipalities(db)
+        self.premium_applications = PremiumApplications(db)
+        self.identity_documents = IdentityDocuments(db)
         self.users = Users(db)
         self.sends = Sends(db)
         self.conversations = Conversations(db)
         self.registrations = Registrations(db)
         self.counters = Counters(db)
         self.questions = MunicipalityQuestions(db)
+        self.staff_accounts = StaffAccounts(db)
+        self.staff_sessions = StaffSessions(db)
+        self.api_keys = ApiKeys(db)
+        self.login_throttle = LoginThrottle(db)
+        self.audit = AuditLog(db)
+        self.registrants = Registrants(db)
 
     def stores(self) -> list[Store]:
         return [value for value in vars(self).values() if isinstance(value, Store)]

@@ -1,0 +1,1 @@
+"""Staff API resources and their console pages, one module per resource."""
