@@ -76,11 +76,14 @@ def services_context(
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         async with open_services(settings, clock, policy) as services:
-            await services.richmenus.ensure()
             app[SERVICES] = services
             app[STORAGE] = services.storage
             app[PIPELINE] = make_pipeline(services, handler_factory)
-            yield
+            services.richmenus.start()
+            try:
+                yield
+            finally:
+                await services.richmenus.stop()
 
     return ctx
 

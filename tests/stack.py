@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -193,6 +194,7 @@ async def start_stack(
     )
     bot_server = TestServer(bot_app, host="127.0.0.1", port=bot_port)
     await bot_server.start_server()
+    await asyncio.wait_for(bot_app[SERVICES].richmenus.ready.wait(), 30)
     try:
         async with aiohttp.ClientSession() as http:
             yield Stack(http, emulator_url, bot_url, settings, clock, bot_app)

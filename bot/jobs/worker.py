@@ -82,7 +82,10 @@ async def run_worker(settings: Settings, handler_factory: HandlerFactory | None 
     clock = Clock()
     async with open_services(settings, clock) as services:
         # The sweep may answer residents, and answers may change their rich menu.
-        await services.richmenus.ensure()
+        services.richmenus.start()
         worker = Worker(services.storage, clock, make_pipeline(services, handler_factory))
         worker.add_standard_jobs()
-        await worker.run_until(stop)
+        try:
+            await worker.run_until(stop)
+        finally:
+            await services.richmenus.stop()

@@ -9,6 +9,7 @@ a new version in its name, so a deploy never edits a menu users are looking at.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 from dataclasses import dataclass
@@ -120,12 +121,40 @@ class RichMenus:
         self.storage = storage
         self.clock = clock
         self.ids: dict[str, str] = {}
+        self.ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Set the menus up in the background: the process serves webhooks meanwhile, and an
+        unreachable LINE API at start-up delays menus instead of stopping the process."""
+        self._task = asyncio.create_task(self._ensure_until_done())
+
+    async def stop(self) -> None:
+        if self._task and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _ensure_until_done(self) -> None:
+        delay = 1.0
+        while True:
+            try:
+                await self.ensure()
+                return
+            except Exception as exc:
+                log.warning(
+                    "rich menus not set up yet; retrying",
+                    extra={"error": type(exc).__name__, "delay_s": delay},
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60.0)
 
     async def ensure(self) -> None:
         """Make sure both menus exist on LINE; set the guest menu as everyone's default."""
         for spec in (GUEST, MEMBER):
             self.ids[spec.kind] = await self._ensure_one(spec)
         await self.api.set_default_rich_menu(self.ids[GUEST.kind])
+        self.ready.set()
 
     async def _ensure_one(self, spec: MenuSpec) -> str:
         lease = f"richmenu:{spec.name}"
@@ -166,6 +195,9 @@ class RichMenus:
 
     async def sync_user(self, user_id: str, registered: bool) -> None:
         """Registered residents get the member menu; others fall back to the default."""
+        if not self.ready.is_set():
+            log.warning("rich menus not ready; menu of a user left as it is")
+            return
         if registered:
             await self.api.link_rich_menu_id_to_user(user_id, self.ids[MEMBER.kind])
             return
