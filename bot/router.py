@@ -73,6 +73,10 @@ def build_handler(services: Services) -> EventHandler:
     from bot.dialog.engine import build_engine
 
     dialog = build_engine(
-        services.storage, services.settings, services.clock, renderer=services.renderer
+        services.storage,
+        services.settings,
+        services.clock,
+        renderer=services.renderer,
+        menus=services.richmenus,
     )
     return Router(services.storage, services.renderer, services.clock, services.richmenus, dialog)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
-import aiohttp
 import pymongo
 import pytest
 
@@ -48,9 +48,12 @@ def test_seed_demo_loads_the_directory_idempotently(mongo_uri: str) -> None:
         pymongo.MongoClient(mongo_uri).drop_database(db)
 
 
-async def test_demo_runs_everything_and_refuses_a_second_instance(
-    mongo_uri: str, tmp_path: Path
-) -> None:
+def _get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status, response.read().decode()
+
+
+def test_demo_runs_everything_and_refuses_a_second_instance(mongo_uri: str, tmp_path: Path) -> None:
     db = f"demo_{os.getpid()}"
     bot_port, emulator_port = free_port(), free_port()
     env = {
@@ -78,23 +81,22 @@ async def test_demo_runs_everything_and_refuses_a_second_instance(
     try:
         assert demo.stdout is not None
         banner = ""
+        deadline = time.monotonic() + 120
         while "Stop with Ctrl-C." not in banner:
-            line = await asyncio.wait_for(asyncio.to_thread(demo.stdout.readline), 120)
+            assert time.monotonic() < deadline, "the demo did not print its URLs in time"
+            line = demo.stdout.readline()
             assert line, f"demo exited early: {demo.stderr.read() if demo.stderr else ''}"
             banner += line
         assert f"http://127.0.0.1:{emulator_port}/" in banner
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{bot_port}/healthz") as response:
-                assert response.status == 200
-            async with http.get(f"http://127.0.0.1:{emulator_port}/") as response:
-                assert response.status == 200
-                assert "LINE" in await response.text()
+        assert _get(f"http://127.0.0.1:{bot_port}/healthz")[0] == 200
+        status, page = _get(f"http://127.0.0.1:{emulator_port}/")
+        assert status == 200 and "LINE" in page
         second = subprocess.run(args, env=env, cwd=work, capture_output=True, text=True, timeout=60)
         assert second.returncode == 1
         assert "already running" in second.stderr
         assert "Traceback" not in second.stderr
         demo.send_signal(signal.SIGINT)
-        assert await asyncio.to_thread(demo.wait, 60) == 0
+        assert demo.wait(60) == 0
     finally:
         if demo.poll() is None:
             demo.kill()

@@ -46,8 +46,14 @@ def quick_data(chat: Chat, label: str) -> str:
     return data
 
 
+async def menu_labels(stack: Stack, chat: Chat) -> list[str]:
+    menu = await stack.emulator("GET", f"/_emulator/users/{chat.user_id}/richmenu")
+    return [area["action"]["label"] for area in menu["areas"]]
+
+
 async def test_the_whole_basic_registration_through_line(stack: Stack) -> None:
     chat = await stack.user("山田")
+    assert await menu_labels(stack, chat) == ["登録する", "使い方"]
     await chat.send("登録")
     assert "ふるさと住民登録をはじめます" in chat.last_text
     await chat.send("気仙沼")
@@ -74,6 +80,14 @@ async def test_the_whole_basic_registration_through_line(stack: Stack) -> None:
     assert sorted(d["place_code"] for d in docs) == ["040002", "042056"]
     await chat.send("登録一覧")
     assert "登録一覧（2件）" in chat.last_text
+    assert await menu_labels(stack, chat) == [
+        "登録証",
+        "滞在予定",
+        "特典",
+        "お知らせ",
+        "設定",
+        "使い方",
+    ]
 
 
 async def test_bad_input_and_old_buttons_through_line(stack: Stack) -> None:

@@ -53,7 +53,7 @@ from bot.dialog.model import (
     answer_key,
 )
 from bot.dialog.text import key, normalize
-from bot.dialog.turn import ButtonSpec, Registry, Services, Turn, UserInput
+from bot.dialog.turn import ButtonSpec, MenuSync, Registry, Services, Turn, UserInput
 from bot.line.incoming import Incoming, Replier
 from bot.render import MAX_LABEL, MAX_MESSAGES, MAX_TEXT, Button, Renderer, attach_quick_replies
 from bot.settings import Settings
@@ -659,6 +659,7 @@ def build_engine(
     renderer: Renderer | None = None,
     registry: Registry | None = None,
     dialogs_dir: Path = DIALOGS_DIR,
+    menus: MenuSync | None = None,
 ) -> DialogEngine:
     """The engine over the flows in `dialogs_dir` (checked: raises `FlowError`)."""
     from bot.dialog.hooks import default_registry
@@ -667,4 +668,6 @@ def build_engine(
     registry = registry or default_registry()
     flows = load_flows(dialogs_dir, registry=registry, renderer=renderer)
     commands = load_commands(flows, registry, dialogs_dir / COMMANDS_FILE)
-    return DialogEngine(Services(storage, settings, clock, renderer), flows, registry, commands)
+    return DialogEngine(
+        Services(storage, settings, clock, renderer, menus), flows, registry, commands
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from linebot.v3.messaging import Message
 
@@ -21,6 +21,12 @@ if TYPE_CHECKING:
     from bot.storage import Storage
 
 
+class MenuSync(Protocol):
+    """Keeps the resident's rich menu in step with whether they are registered."""
+
+    async def sync_user(self, user_id: str, registered: bool) -> None: ...
+
+
 @dataclass(frozen=True)
 class Services:
     """What the engine and its hooks work with."""
@@ -29,6 +35,7 @@ class Services:
     settings: Settings
     clock: Clock
     renderer: Renderer
+    menus: MenuSync | None = None
 
 
 ButtonKind = Literal[
@@ -112,6 +119,12 @@ class Turn:
     @property
     def storage(self) -> Storage:
         return self.services.storage
+
+    async def registrations_changed(self) -> None:
+        """After a registration was made or removed: the menu follows the new state."""
+        if self.services.menus is not None:
+            registered = bool(await self.storage.registrations.place_codes(self.user_id))
+            await self.services.menus.sync_user(self.user_id, registered)
 
     @property
     def settings(self) -> Settings:

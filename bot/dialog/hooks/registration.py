@@ -271,6 +271,7 @@ async def create_basic_registration(turn: Turn) -> Outcome:
         )
     registration = created.registration
     prefecture = created.prefecture
+    await turn.registrations_changed()
     card = card_messages(turn, registration)
     turn.say(
         "register/done",
@@ -304,6 +305,7 @@ async def unregister_registration(turn: Turn) -> Outcome:
     removed = await turn.storage.registrations.remove(turn.user_id, code)
     if not removed.removed:
         return EndFlow("my/not_found", {"place_name": place_name(code)})
+    await turn.registrations_changed()
     turn.say(
         "my/unregistered",
         buttons=turn.menu,
