@@ -154,7 +154,8 @@ class Pipeline:
             while await leases.acquire(user_key, owner, self.clock.now(), LEASE_TTL):
                 try:
                     while event := await self.storage.inbound_events.next_pending(user_key):
-                        await leases.acquire(user_key, owner, self.clock.now(), LEASE_TTL)
+                        if not await leases.acquire(user_key, owner, self.clock.now(), LEASE_TTL):
+                            return  # our lease ran out and another process took the queue
                         await self._handle(event)
                 finally:
                     await leases.release(user_key, owner)
