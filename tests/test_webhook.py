@@ -312,3 +312,42 @@ async def test_other_4xx_is_not_retried(echo: Stack) -> None:
         await echo.services.line.push(chat.user_id, too_many, logical_key=f"bad:{chat.user_id}")
     assert failed.value.status == 400
     assert await stats(echo, "/v2/bot/message/push") == {"400": 1}
+
+
+async def test_two_web_processes_handle_one_users_events_once_and_in_order(
+    echo: Stack, recorder: Recorder
+) -> None:
+    """A second web process on the same database: webhooks alternate between the two."""
+    from aiohttp.test_utils import TestServer
+
+    from bot.app import create_app
+    from tests.stack import FAST_RETRIES
+
+    second = create_app(
+        echo.settings, echo.clock, handler_factory=recorder.factory, retry_policy=FAST_RETRIES
+    )
+    server = TestServer(second, host="127.0.0.1")
+    await server.start_server()
+    try:
+        user = await emulator_user(echo)
+        recorder.delays["slow"] = 0.5
+        assert await post_events(echo, [text_event(user, "slow", 999)]) == 200
+        events = [text_event(user, f"p{n:02d}", 1000 + n) for n in range(40)]
+        urls = [echo.bot_url, str(server.make_url("")).rstrip("/")]
+
+        async def post(n: int, event: dict[str, Any]) -> int:
+            raw = json.dumps({"destination": "U0", "events": [event]}).encode()
+            headers = {"X-Line-Signature": sign(echo.settings.line_channel_secret, raw)}
+            async with echo.http.post(f"{urls[n % 2]}/callback", data=raw, headers=headers) as r:
+                return r.status
+
+        statuses = await asyncio.gather(*(post(n, e) for n, e in enumerate(events)))
+        assert set(statuses) == {200}
+        await echo.wait_idle()
+        from bot.line.webhook import PIPELINE
+
+        await second[PIPELINE].drain()
+        assert [i.text for i in recorder.handled] == ["slow"] + [f"p{n:02d}" for n in range(40)]
+        assert recorder.overlaps == 0
+    finally:
+        await server.close()
