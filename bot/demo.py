@@ -16,6 +16,7 @@ from bot.settings import Settings
 from bot.storage import Mongo, Storage
 
 VAR = Path("var")
+DEMO_STAFF = "demo@kesennuma.example.jp"
 LOCAL_ENV = VAR / "local.env"
 GENERATED = (
     "LINE_CHANNEL_SECRET",
@@ -62,7 +63,13 @@ def _lock() -> int:
     return fd
 
 
-async def seed_demo(settings: Settings) -> None:
+async def seed_demo(settings: Settings, *, demo_staff: bool = False) -> str | None:
+    """Load the directory (idempotent); with `demo_staff`, the demo's staff login.
+
+    Returns the demo staff password when the account was created now.
+    """
+    from bot.staff.accounts import ensure_demo_staff
+
     mongo = Mongo(settings.mongodb_uri, settings.mongodb_db)
     try:
         await mongo.wait_until_up(settings.db_startup_timeout_s)
@@ -70,8 +77,14 @@ async def seed_demo(settings: Settings) -> None:
         await storage.ensure_indexes()
         now = datetime.now(UTC)
         await storage.municipalities.load_directory(all_places(), now)
+        return await ensure_demo_staff(storage, email=DEMO_STAFF) if demo_staff else None
     finally:
         await mongo.close()
+
+
+def _remember(key: str, value: str) -> None:
+    with LOCAL_ENV.open("a") as env_file:
+        env_file.write(f"{key}={value}\n")
 
 
 async def run_demo(bot_port: int, emulator_port: int) -> None:
@@ -95,7 +108,12 @@ async def run_demo(bot_port: int, emulator_port: int) -> None:
     children: list[asyncio.subprocess.Process] = []
     try:
         settings = Settings.from_env(env)
-        await seed_demo(settings)
+        created = await seed_demo(settings, demo_staff=True)
+        if created:
+            _remember("DEMO_STAFF_PASSWORD", created)
+        staff_password = created or local_secrets().get(
+            "DEMO_STAFF_PASSWORD", "(shown when it was created; reset with `python -m bot staff`)"
+        )
         processes = {
             "emulator": [
                 "emulator",
@@ -119,6 +137,8 @@ async def run_demo(bot_port: int, emulator_port: int) -> None:
                     "",
                     "furusato-bot demo is running:",
                     f"  chat simulator (LINE emulator): {emulator_url}/",
+                    f"  staff console (気仙沼市):        {bot_url}/admin/",
+                    f"    login {DEMO_STAFF} / {staff_password}",
                     f"  bot web process:                {bot_url}/healthz",
                     f"  database:                       {env['MONGODB_URI']}",
                     "Stop with Ctrl-C.",

@@ -88,6 +88,10 @@ def test_demo_runs_everything_and_refuses_a_second_instance(mongo_uri: str, tmp_
             assert line, f"demo exited early: {demo.stderr.read() if demo.stderr else ''}"
             banner += line
         assert f"http://127.0.0.1:{emulator_port}/" in banner
+        assert f"http://127.0.0.1:{bot_port}/admin/" in banner
+        login = next(line for line in banner.splitlines() if "login demo@" in line)
+        assert len(login.rsplit(" / ", 1)[1].strip()) >= 12  # the generated password
+        assert _get(f"http://127.0.0.1:{bot_port}/admin/login")[0] == 200
         assert _get(f"http://127.0.0.1:{bot_port}/healthz")[0] == 200
         status, page = _get(f"http://127.0.0.1:{emulator_port}/")
         assert status == 200 and "LINE" in page
