@@ -351,3 +351,22 @@ async def test_two_web_processes_handle_one_users_events_once_and_in_order(
         assert recorder.overlaps == 0
     finally:
         await server.close()
+
+
+async def test_multicast_broadcast_and_narrowcast_are_sent_once(echo: Stack) -> None:
+    chats = [await echo.user(f"一斉{n}", greeting=False) for n in range(3)]
+    line = echo.services.line
+    await echo.emulator(
+        "POST",
+        "/_emulator/faults",
+        {"path": "/v2/bot/message/multicast", "status": 500, "times": 1},
+    )
+    for _ in range(2):  # the second call is a resend of the same logical message
+        await line.multicast([c.user_id for c in chats], [TextMessage(text="マルチ")], "m:1")
+        await line.broadcast([TextMessage(text="ブロード")], "b:1")
+        await line.narrowcast([TextMessage(text="ナロー")], "n:1")
+    for chat in chats:
+        texts = [e["message"]["text"] for e in await chat.inbox()]
+        texts += [e["message"]["text"] for e in await chat.inbox(wait=0.5)]
+        assert sorted(texts) == sorted(["マルチ", "ブロード", "ナロー"])
+    assert await stats(echo, "/v2/bot/message/multicast") == {"500": 1, "200": 1}

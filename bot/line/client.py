@@ -22,9 +22,13 @@ from linebot.v3.messaging import (
     ApiResponse,
     AsyncMessagingApi,
     BroadcastRequest,
+    DemographicFilter,
+    Filter,
     Message,
     MulticastRequest,
+    NarrowcastRequest,
     PushMessageRequest,
+    Recipient,
     ReplyMessageRequest,
 )
 
@@ -151,6 +155,26 @@ class LineClient:
             "broadcast",
             logical_key,
             lambda key, t: self.api.broadcast_with_http_info(
+                request, x_line_retry_key=key, _request_timeout=t
+            ),
+        )
+
+    async def narrowcast(
+        self,
+        messages: Sequence[Message],
+        logical_key: str,
+        recipient: Recipient | None = None,
+        demographic: DemographicFilter | None = None,
+    ) -> None:
+        request = NarrowcastRequest(
+            messages=list(messages),
+            recipient=recipient,
+            filter=(Filter(demographic=demographic) if demographic is not None else None),
+        )
+        await self._keyed(
+            "narrowcast",
+            logical_key,
+            lambda key, t: self.api.narrowcast_with_http_info(
                 request, x_line_retry_key=key, _request_timeout=t
             ),
         )
