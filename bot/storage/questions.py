@@ -115,6 +115,12 @@ class MunicipalityQuestions(Store):
         result = await self.col.delete_one({"place_code": place_code, "question_id": question_id})
         return result.deleted_count == 1
 
+    async def all_for_place(self, place_code: str) -> list[Question]:
+        """Every question of a place, active or not (for staff)."""
+        cursor = self.col.find({"place_code": place_code})
+        questions = [Question.from_document(doc) async for doc in cursor]
+        return sorted(questions, key=lambda q: (q.order, q.question_id))
+
     async def for_place(self, place_code: str) -> list[Question]:
         """The active, well-formed questions of a place, in their order."""
         cursor = self.col.find({"place_code": place_code, "active": True})
