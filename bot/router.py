@@ -47,7 +47,9 @@ class Router:
         before = await self.storage.users.follow(incoming.user_id, self.clock.now())
         registrations = await self.storage.registrations.for_user(incoming.user_id)
         await self.richmenus.sync_user(incoming.user_id, registered=bool(registrations))
-        if before is None and not registrations:
+        # A record without `followed_at` was made by an unfollow alone (e.g. after the person
+        # deleted their data): greet them as new.
+        if (before is None or "followed_at" not in before) and not registrations:
             await reply(self.renderer.render("follow/greeting", {}))
             return
         await reply(

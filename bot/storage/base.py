@@ -17,10 +17,15 @@ class Store:
 
     `expires`: the collection's documents carry `expires_at` and the worker's cleanup job removes
     them after that time (the portable subset has no TTL indexes).
+
+    `personal_data`: the collection holds a resident's data under their LINE user id. Such a
+    store has `delete_for_user(user_id) -> int`, and `bot.storage.privacy.delete_person` (「データ
+    を削除」) must cover it; `tests/test_privacy_coverage.py` fails until it does.
     """
 
     collection_name: ClassVar[str]
     expires: ClassVar[bool] = False
+    personal_data: ClassVar[bool] = False
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.col: AsyncCollection[Document] = db[self.collection_name]

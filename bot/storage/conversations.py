@@ -95,6 +95,7 @@ def _doc_id(user_id: str, version: int) -> str:
 class Conversations(Store):
     collection_name = "conversations"
     expires = True
+    personal_data = True
 
     def indexes(self) -> list[IndexModel]:
         return [IndexModel([("user_id", ASCENDING), ("version", DESCENDING)], name="user_version")]
@@ -161,3 +162,6 @@ class Conversations(Store):
     async def clear(self, user_id: str) -> None:
         """Drop the user's state whatever its version (e.g. when they block the account)."""
         await self.col.delete_many({"user_id": user_id})
+
+    async def delete_for_user(self, user_id: str) -> int:
+        return (await self.col.delete_many({"user_id": user_id})).deleted_count

@@ -18,6 +18,7 @@ KEEP_EVENTS = timedelta(days=3)
 class InboundEvents(Store):
     collection_name = "inbound_events"
     expires = True
+    personal_data = True
 
     def indexes(self) -> list[IndexModel]:
         return [
@@ -71,3 +72,17 @@ class InboundEvents(Store):
 
     async def get(self, event_id: str) -> Document | None:
         return await self.col.find_one({"_id": event_id})
+
+    async def delete_for_user(self, user_id: str, *, handling: str = "") -> int:
+        """The user's events (data deletion), and `handling`, the event being handled now.
+
+        Events still waiting behind the one being handled stay: they came after the request and
+        are handled next as new messages.
+        """
+        query: Document = {"user_key": user_id, "status": {"$ne": "pending"}}
+        if handling:
+            query = {
+                "user_key": user_id,
+                "$or": [{"status": {"$ne": "pending"}}, {"_id": handling}],
+            }
+        return (await self.col.delete_many(query)).deleted_count

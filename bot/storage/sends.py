@@ -6,6 +6,7 @@ a crash or a retry reuses the same retry key, so LINE accepts it once and answer
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime, timedelta
 
@@ -23,6 +24,7 @@ KEEP_SENDS = timedelta(days=2)
 class Sends(Store):
     collection_name = "sends"
     expires = True
+    personal_data = True  # some logical keys name the person (e.g. "gomi-reminder:<user>:…")
 
     async def retry_key(self, logical_key: str, now: datetime) -> tuple[str, datetime, str]:
         """The retry key for this send (created on first call): key, first-seen time, status."""
@@ -49,3 +51,10 @@ class Sends(Store):
             {"_id": logical_key},
             {"$set": {"status": status, "finished_at": now, "detail": detail}},
         )
+
+    async def delete_for_user(self, user_id: str) -> int:
+        """The sends whose logical key names the person (a LINE user id is unique text)."""
+        if not user_id:
+            return 0
+        result = await self.col.delete_many({"_id": {"$regex": re.escape(user_id)}})
+        return result.deleted_count

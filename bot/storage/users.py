@@ -12,6 +12,7 @@ from bot.storage.db import Document
 
 class Users(Store):
     collection_name = "users"
+    personal_data = True
 
     async def follow(self, user_id: str, now: datetime) -> Document | None:
         """Mark the user as following; returns the document as it was before (None if new)."""
@@ -38,3 +39,6 @@ class Users(Store):
 
     async def delete(self, user_id: str) -> None:
         await self.col.delete_one({"_id": user_id})
+
+    async def delete_for_user(self, user_id: str) -> int:
+        return (await self.col.delete_many({"_id": user_id})).deleted_count
