@@ -151,16 +151,22 @@ async def test_sigterm_lets_a_slow_request_finish(mongo_uri: str, db_name: str) 
         proc.communicate()
 
 
-async def test_worker_runs_cleanup_and_stops_on_sigterm(mongo_uri: str, db_name: str) -> None:
+def test_worker_runs_cleanup_and_stops_on_sigterm(mongo_uri: str, db_name: str) -> None:
     proc = _serve(make_env(mongo_uri, db_name, LOG_LEVEL="INFO"), "-m", "bot", "worker")
     try:
-        await asyncio.sleep(3)
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert proc.stderr is not None
+        seen = ""
+        deadline = time.monotonic() + 120
+        while '"msg": "worker started"' not in seen:
+            assert time.monotonic() < deadline, seen
+            line = proc.stderr.readline()
+            assert line, f"worker exited: {seen}"
+            seen += line
+        assert '"cleanup"' in seen
         proc.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(proc.wait, 30) == 0
-        _, err = proc.communicate()
-        assert '"msg": "worker started"' in err and '"cleanup"' in err
-        assert '"msg": "worker stopping: waiting for running jobs"' in err
+        assert proc.wait(60) == 0
+        _, rest = proc.communicate()
+        assert '"msg": "worker stopping: waiting for running jobs"' in seen + rest
     finally:
         if proc.poll() is None:
             proc.kill()
