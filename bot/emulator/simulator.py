@@ -9,6 +9,8 @@ from aiohttp import web
 from bot.emulator.errors import not_found
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+# Shared with the staff console: the LINE message renderer (line-preview.js / .css).
+SHARED_DIR = Path(__file__).resolve().parent.parent / "static"
 
 PLACEHOLDER = """<!doctype html>
 <html lang="ja"><meta charset="utf-8"><title>LINE emulator</title>
@@ -25,10 +27,11 @@ async def index(request: web.Request) -> web.StreamResponse:
 
 
 async def static_file(request: web.Request) -> web.StreamResponse:
-    path = (STATIC_DIR / request.match_info["name"]).resolve()
-    if not path.is_relative_to(STATIC_DIR) or not path.is_file():
-        raise not_found()
-    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+    for directory in (STATIC_DIR, SHARED_DIR):
+        path = (directory / request.match_info["name"]).resolve()
+        if path.is_relative_to(directory) and path.is_file():
+            return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+    raise not_found()
 
 
 def add_routes(router: web.UrlDispatcher) -> None:
