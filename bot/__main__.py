@@ -41,7 +41,7 @@ def _port(value: str) -> int:
     return port
 
 
-def _run(main: Coroutine[Any, Any, None]) -> None:
+def _run(main: Coroutine[Any, Any, object]) -> None:
     """Run a process's main coroutine; known failures become one clear line, not a traceback."""
     from bot.app import PortInUse
     from bot.devdb import FerretNotInstalled

@@ -112,6 +112,9 @@ def create_app(
     from bot.web import add_verify_routes  # here, not on top: bot.web imports this module
 
     add_verify_routes(app)
+    from bot.web.ics import add_ics_routes  # /stays/{token}.ics, the stays calendar feed
+
+    add_ics_routes(app)
     from bot.staff.web import add_staff_routes  # /admin/ and /api/v1/
 
     add_staff_routes(app)

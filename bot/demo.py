@@ -68,6 +68,8 @@ async def seed_demo(settings: Settings, *, demo_staff: bool = False) -> str | No
 
     Returns the demo staff password when the account was created now.
     """
+    from bot.benefits import seed_slide5
+    from bot.garbage import seed_demo_calendar
     from bot.staff.accounts import ensure_demo_staff
 
     mongo = Mongo(settings.mongodb_uri, settings.mongodb_db)
@@ -77,6 +79,8 @@ async def seed_demo(settings: Settings, *, demo_staff: bool = False) -> str | No
         await storage.ensure_indexes()
         now = datetime.now(UTC)
         await storage.municipalities.load_directory(all_places(), now)
+        await seed_demo_calendar(storage, now)  # 気仙沼市's demo garbage calendar
+        await seed_slide5(storage, now)  # slide 5: programs and benefits (published)
         return await ensure_demo_staff(storage, email=DEMO_STAFF) if demo_staff else None
     finally:
         await mongo.close()

@@ -22,9 +22,12 @@ from bot.line.client import LineClient, RetryPolicy
 from bot.line.incoming import EventHandler
 from bot.line.pipeline import Pipeline
 from bot.line.richmenu import RichMenus
+from bot.premium import PremiumService
 from bot.render import Renderer
 from bot.settings import Settings
 from bot.storage import Mongo, Storage
+from bot.template_check import TemplateChecker
+from bot.templates_overrides import StoredOverrides
 
 
 @dataclass
@@ -36,6 +39,10 @@ class Services:
     api: AsyncMessagingApi
     richmenus: RichMenus
     renderer: Renderer
+    premium: PremiumService
+    # Municipalities' own template texts (the renderer's overrides) and their save-time check.
+    overrides: StoredOverrides | None = None
+    template_checker: TemplateChecker | None = None
 
 
 HandlerFactory = Callable[[Services], EventHandler]
@@ -63,8 +70,30 @@ async def open_services(
         async with AsyncApiClient(configuration) as api_client:
             api = AsyncMessagingApi(api_client)
             line = LineClient(api, storage.sends, storage.users, clock, policy)
-            richmenus = RichMenus(api, AsyncMessagingApiBlob(api_client), storage, clock)
-            yield Services(settings, clock, storage, line, api, richmenus, Renderer())
+            blob = AsyncMessagingApiBlob(api_client)
+            richmenus = RichMenus(api, blob, storage, clock)
+            overrides = StoredOverrides(storage.template_versions)
+            await overrides.load()
+            checker = TemplateChecker()
+            renderer = Renderer(overrides=overrides)
+            premium = PremiumService(storage, line, blob, renderer, clock, settings=settings)
+            overrides.start()
+            try:
+                yield Services(
+                    settings,
+                    clock,
+                    storage,
+                    line,
+                    api,
+                    richmenus,
+                    renderer,
+                    premium,
+                    overrides=overrides,
+                    template_checker=checker,
+                )
+            finally:
+                await overrides.stop()
+                await checker.close()
     finally:
         await mongo.close()
 

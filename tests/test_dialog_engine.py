@@ -533,7 +533,7 @@ async def test_keywords_outside_a_flow(chat: DirectChat, storage: Storage) -> No
     await chat.send("使い方")
     assert "できること" in chat.text
     await chat.send("特典")
-    assert "準備中" in chat.text
+    assert "特典は、ふるさと住民登録をした地域のもの" in chat.text
     await chat.send("解除")
     assert "まだ登録はありません" in chat.text
     assert await state(storage, chat) is None
@@ -588,7 +588,7 @@ async def test_rich_menu_keywords_work_inside_a_flow_unless_the_step_takes_them(
     assert "手続きの途中です" in chat.text and "ニックネーム" in chat.text
     assert same(before, await state(storage, chat))
     await chat.send("特典")
-    assert "準備中" in chat.text
+    assert "特典は、ふるさと住民登録をした地域のもの" in chat.text
     await chat.tap("手続きを続ける")
     assert "ニックネーム" in chat.text
 

@@ -223,4 +223,5 @@ async def add_registration(storage: Storage, **overrides: Any) -> dict[str, Any]
     }
     doc.update(overrides)
     await storage.registrations.col.insert_one(doc)
+    await storage.stats.registrations_changed(doc["user_id"])  # as the store's writes do
     return doc

@@ -6,13 +6,18 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import time, timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.clock import JST, Clock
+from bot.jobs import activity_reminders as activity_jobs
+from bot.jobs.benefit_notices import benefit_notices
 from bot.jobs.cleanup import remove_expired
+from bot.jobs.recount import run_recount
+from bot.jobs.reminders import reminder_job
+from bot.jobs.snapshots import take_snapshots
 from bot.line.pipeline import Pipeline
 from bot.services import HandlerFactory, make_pipeline, open_services
 from bot.settings import Settings
@@ -44,6 +49,37 @@ class Worker:
             next_run_time=self.clock.now_jst(),
         )
 
+    def daily(
+        self,
+        at: time,
+        job: Job,
+        name: str,
+        *,
+        grace: timedelta = timedelta(hours=1),
+        catch_up: bool = False,
+    ) -> None:
+        """Every day at `at`, Japan time; a run missed by less than `grace` still happens. With
+        `catch_up`, a worker started within `grace` after `at` also runs the job at once (the
+        job must be idempotent: the run it may have missed could have happened after all)."""
+        self.scheduler.add_job(
+            self._tracked(job, name),
+            "cron",
+            hour=at.hour,
+            minute=at.minute,
+            id=name,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=int(grace.total_seconds()),
+        )
+        now = self.clock.now_jst()
+        last = now.replace(hour=at.hour, minute=at.minute, second=0, microsecond=0)
+        if last > now:
+            last -= timedelta(days=1)
+        if catch_up and now - last <= grace:
+            self.scheduler.add_job(
+                self._tracked(job, name), "date", run_date=now, id=f"{name}-catch-up"
+            )
+
     def _tracked(self, job: Job, name: str) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
             task = asyncio.current_task()
@@ -62,6 +98,26 @@ class Worker:
     def add_standard_jobs(self) -> None:
         self.every(
             timedelta(minutes=5), lambda: remove_expired(self.storage, self.clock), "cleanup"
+        )
+        self.every(
+            timedelta(minutes=5),
+            reminder_job(self.storage, lambda: self.pipeline.line, self.clock),
+            "garbage-reminders",
+        )
+        # 関係人口: yesterday's figures for the trend, then the nightly recount of the counters.
+        self.daily(
+            time(0, 5),
+            lambda: take_snapshots(self.storage, self.clock),
+            "stats-snapshots",
+            grace=timedelta(hours=6),
+            catch_up=True,
+        )
+        self.daily(time(3, 0), lambda: run_recount(self.storage, self.clock), "stats-recount")
+        activity_jobs.schedule(self)  # 担い手活動 reminders, Premium renewals
+        self.every(
+            timedelta(minutes=1),
+            lambda: benefit_notices(self.storage, self.clock, self.pipeline.line),
+            "benefit-notices",
         )
 
     async def run_until(self, stop: asyncio.Event) -> None:

@@ -28,6 +28,20 @@ class Action(StrEnum):
     API_KEY_CREATED = "api_key_created"
     API_KEY_REVOKED = "api_key_revoked"
     REGISTRANTS_EXPORTED = "registrants_exported"
+    TEMPLATE_SAVED = "template_saved"
+    TEMPLATE_ROLLED_BACK = "template_rolled_back"
+    TEMPLATE_RESET = "template_reset"
+    QUESTION_SAVED = "question_saved"
+    QUESTION_REMOVED = "question_removed"
+    BENEFIT_SAVED = "benefit_saved"
+    BENEFIT_REMOVED = "benefit_removed"
+    BENEFIT_PUBLISHED = "benefit_published"
+    BENEFIT_UNPUBLISHED = "benefit_unpublished"
+    PROGRAM_SAVED = "program_saved"
+    PROGRAM_MEMBERS_IMPORTED = "program_members_imported"
+    GARBAGE_IMPORTED = "garbage_imported"
+    GARBAGE_UPDATED = "garbage_updated"
+    GARBAGE_REMOVED = "garbage_removed"
 
 
 ACTION_LABELS: dict[str, str] = {
@@ -41,6 +55,20 @@ ACTION_LABELS: dict[str, str] = {
     Action.API_KEY_CREATED: "APIキー発行",
     Action.API_KEY_REVOKED: "APIキー無効化",
     Action.REGISTRANTS_EXPORTED: "登録者CSV出力",
+    Action.TEMPLATE_SAVED: "テンプレート保存",
+    Action.TEMPLATE_ROLLED_BACK: "テンプレートを以前の版に戻す",
+    Action.TEMPLATE_RESET: "テンプレートを標準に戻す",
+    Action.QUESTION_SAVED: "独自の質問を保存",
+    Action.QUESTION_REMOVED: "独自の質問を削除",
+    Action.BENEFIT_SAVED: "特典を保存",
+    Action.BENEFIT_REMOVED: "特典を削除",
+    Action.BENEFIT_PUBLISHED: "特典を公開",
+    Action.BENEFIT_UNPUBLISHED: "特典を非公開",
+    Action.PROGRAM_SAVED: "既存の取組を保存",
+    Action.PROGRAM_MEMBERS_IMPORTED: "会員名簿を取り込み",
+    Action.GARBAGE_IMPORTED: "ごみカレンダーを取り込み",
+    Action.GARBAGE_UPDATED: "ごみカレンダーを編集",
+    Action.GARBAGE_REMOVED: "ごみカレンダーを削除",
 }
 
 ActorKind = Literal["staff", "api_key", "cli", "anonymous"]

@@ -48,6 +48,8 @@ LOGIN_PATH = f"{PREFIX}/login"
 PASSWORD_PATH = f"{PREFIX}/password"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STATIC = Path(__file__).resolve().parent / "static"
+# Files shared with the emulator's chat simulator (the LINE message preview), also under static/.
+SHARED_STATIC = Path(__file__).resolve().parent.parent / "static"
 
 M = TypeVar("M", bound=BaseModel)
 PageHandler = Callable[["PageCall"], Awaitable[web.StreamResponse]]
@@ -292,5 +294,14 @@ def add_pages(app: web.Application, page_sets: list[Pages]) -> set[PublicHandler
             app.router.add_route(method, PREFIX + path, handler)
             public.add(handler)
     app[NAVIGATION] = sorted(nav, key=lambda item: item.order)
+    for shared in sorted(SHARED_STATIC.glob("*.*")):
+        app.router.add_get(f"{PREFIX}/static/{shared.name}", _shared_file(shared))
     app.router.add_static(f"{PREFIX}/static", STATIC)
     return public
+
+
+def _shared_file(path: Path) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def serve(request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+    return serve

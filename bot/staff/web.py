@@ -26,7 +26,20 @@ from bot.staff.api import ApiError, ApiRoutes, error_response
 from bot.staff.apikeys import principal_for_key
 from bot.staff.console import Pages, PublicHandler
 from bot.staff.context import PRINCIPAL, STAFF_CONFIG, STREAMING, StaffConfig, secure_cookies
-from bot.staff.resources import api_keys, audit, me, registrants, staff
+from bot.staff.resources import (
+    activities,
+    api_keys,
+    audit,
+    benefits,
+    garbage,
+    me,
+    premium,
+    programs,
+    questions,
+    registrants,
+    staff,
+    templates,
+)
 from bot.staff.tenancy import Principal
 
 log = logging.getLogger(__name__)
@@ -35,6 +48,13 @@ API_ROUTES: list[ApiRoutes] = [
     me.routes,
     dashboard.routes,
     registrants.routes,
+    questions.routes,
+    benefits.routes,
+    programs.routes,
+    activities.routes,
+    garbage.routes,
+    premium.routes,
+    templates.routes,
     staff.routes,
     api_keys.routes,
     audit.routes,
@@ -43,6 +63,13 @@ PAGES: list[Pages] = [
     auth.pages,
     dashboard.pages,
     registrants.pages,
+    questions.pages,
+    benefits.pages,
+    programs.pages,
+    activities.pages,
+    garbage.pages,
+    premium.pages,
+    templates.pages,
     staff.pages,
     api_keys.pages,
     audit.pages,

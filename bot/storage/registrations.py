@@ -29,6 +29,7 @@ from bot.domain.registration import Tier, places_to_register, registration_numbe
 from bot.storage.base import Store
 from bot.storage.counters import Counters
 from bot.storage.db import Document
+from bot.storage.stats import Stats
 
 ACTIVE = "active"
 
@@ -72,10 +73,12 @@ class Removed:
 
 class Registrations(Store):
     collection_name = "registrations"
+    personal_data = True
 
-    def __init__(self, db: Any) -> None:
+    def __init__(self, db: Any, stats: Stats | None = None) -> None:
         super().__init__(db)
         self.counters = Counters(db)
+        self.stats = stats if stats is not None else Stats(db)
 
     def indexes(self) -> list[IndexModel]:
         return [
@@ -178,6 +181,7 @@ class Registrations(Store):
             except DuplicateKeyError:
                 continue
             prefecture = doc
+        await self.stats.registrations_changed(application.user_id, now)
         return Created(registration=main, prefecture=prefecture)
 
     async def remove(self, user_id: str, place_code: str) -> Removed:
@@ -186,6 +190,12 @@ class Registrations(Store):
         When another municipality registration of the same prefecture remains, the prefecture
         registration stays and is attributed to that one instead.
         """
+        removed = await self._remove(user_id, place_code)
+        if removed.removed:
+            await self.stats.registrations_changed(user_id)
+        return removed
+
+    async def _remove(self, user_id: str, place_code: str) -> Removed:
         doc = await self.find(user_id, place_code)
         if doc is None:
             return Removed()
@@ -213,6 +223,10 @@ class Registrations(Store):
         elif (await self.col.delete_one({"_id": prefecture["_id"]})).deleted_count == 1:
             removed.append(place.prefecture_code)
         return Removed(tuple(removed))
+
+    async def delete_for_user(self, user_id: str) -> int:
+        """Every registration of the person (data deletion): their cards show as revoked."""
+        return (await self.col.delete_many({"user_id": user_id})).deleted_count
 
     async def set_tier(
         self,
@@ -243,7 +257,10 @@ class Registrations(Store):
         )
         if result.matched_count != 1:
             return None
-        return await self.col.find_one({"_id": oid})
+        updated = await self.col.find_one({"_id": oid})
+        if updated is not None:
+            await self.stats.registrations_changed(str(updated["user_id"]), now)
+        return updated
 
     async def update_details(
         self,
@@ -264,4 +281,5 @@ class Registrations(Store):
             {"user_id": user_id, "$or": [{"place_code": place_code}, {"via": place_code}]},
             {"$set": changes},
         )
+        await self.stats.registrations_changed(user_id, now)
         return result.modified_count

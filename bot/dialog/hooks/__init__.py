@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from bot.dialog.hooks import builtins, registration
+from bot.dialog.hooks import (
+    activities,
+    benefits,
+    builtins,
+    premium,
+    programs,
+    registration,
+    settings,
+    stays,
+)
 from bot.dialog.parsers import register_defaults
 from bot.dialog.turn import Registry
 
@@ -12,4 +21,10 @@ def default_registry() -> Registry:
     register_defaults(registry)
     builtins.register(registry)
     registration.register(registry)
+    premium.register(registry)
+    settings.register(registry)
+    stays.register(registry)
+    activities.register(registry)
+    benefits.register(registry)
+    programs.register(registry)
     return registry
