@@ -168,6 +168,25 @@ class Stack:
         await self.bot_app[PIPELINE].drain()
 
 
+def quick_labels(chat: Chat) -> list[str]:
+    """The labels of the quick replies under the newest reply."""
+    items = (chat.replies[-1].get("quickReply") or {}).get("items") or []
+    return [item["action"]["label"] for item in items]
+
+
+def quick_data(chat: Chat, label: str) -> str:
+    """The postback data of the quick reply labelled `label` under the newest reply."""
+    items = (chat.replies[-1].get("quickReply") or {}).get("items") or []
+    data: str = next(i["action"]["data"] for i in items if i["action"]["label"] == label)
+    return data
+
+
+async def menu_labels(stack: Stack, chat: Chat) -> list[str]:
+    """The labels of the rich menu the user sees now."""
+    menu = await stack.emulator("GET", f"/_emulator/users/{chat.user_id}/richmenu")
+    return [area["action"]["label"] for area in menu["areas"]]
+
+
 async def start_stack(
     mongo_uri: str,
     db_name: str,

@@ -18,26 +18,10 @@ from linebot.v3.messaging import Message
 from bot.line.incoming import Incoming
 from bot.line.webhook import PIPELINE
 from bot.storage.preferences import Topic
-from tests.stack import Chat, Stack
+from tests.stack import Chat, Stack, menu_labels, quick_data, quick_labels
 from tests.test_privacy_coverage import where_user_appears
 
 PNG_1PX = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
-
-
-def quick_labels(chat: Chat) -> list[str]:
-    items = (chat.replies[-1].get("quickReply") or {}).get("items") or []
-    return [item["action"]["label"] for item in items]
-
-
-def quick_data(chat: Chat, label: str) -> str:
-    items = (chat.replies[-1].get("quickReply") or {}).get("items") or []
-    data: str = next(i["action"]["data"] for i in items if i["action"]["label"] == label)
-    return data
-
-
-async def menu_labels(stack: Stack, chat: Chat) -> list[str]:
-    menu = await stack.emulator("GET", f"/_emulator/users/{chat.user_id}/richmenu")
-    return [area["action"]["label"] for area in menu["areas"]]
 
 
 def verify_uri(card: dict[str, Any]) -> str:

@@ -14,7 +14,7 @@ import pytest
 from bot.dialog.engine import build_engine
 from bot.line.incoming import EventHandler
 from bot.services import Services
-from tests.stack import Chat, Stack, start_stack
+from tests.stack import Stack, menu_labels, quick_data, quick_labels, start_stack
 
 
 def handler(services: Services) -> EventHandler:
@@ -33,22 +33,6 @@ def handler(services: Services) -> EventHandler:
 async def stack(mongo_uri: str, db_name: str) -> AsyncIterator[Stack]:
     async for running in start_stack(mongo_uri, db_name, handler_factory=handler):
         yield running
-
-
-def quick_labels(chat: Chat) -> list[str]:
-    items = (chat.replies[-1].get("quickReply") or {}).get("items") or []
-    return [item["action"]["label"] for item in items]
-
-
-def quick_data(chat: Chat, label: str) -> str:
-    items = (chat.replies[-1].get("quickReply") or {}).get("items") or []
-    data: str = next(i["action"]["data"] for i in items if i["action"]["label"] == label)
-    return data
-
-
-async def menu_labels(stack: Stack, chat: Chat) -> list[str]:
-    menu = await stack.emulator("GET", f"/_emulator/users/{chat.user_id}/richmenu")
-    return [area["action"]["label"] for area in menu["areas"]]
 
 
 async def test_the_whole_basic_registration_through_line(stack: Stack) -> None:
