@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
 from tests.test_premium_support import apply, open_premium_site, png, resident, texts
 from tests.test_staff_support import PASSWORD, Site
-from tests.test_templates_browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
 
 pytestmark = [
     pytest.mark.browser,

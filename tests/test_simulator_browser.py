@@ -49,17 +49,8 @@ from linebot.v3.webhooks import (
 from playwright.async_api import Page, async_playwright, expect
 
 from bot.emulator.app import create_emulator_app
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "var" / "screenshots"
 SECRET = "simulator-test-channel-secret"

@@ -10,17 +10,9 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.test_staff_support import PASSWORD, Site, open_site
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "var" / "screenshots"
 DEFAULT_DONE = (ROOT / "templates" / "register" / "done.txt").read_text(encoding="utf-8")
