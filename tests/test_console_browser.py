@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import pymongo
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
@@ -25,8 +26,10 @@ PLACE = "172014"  # 石川県金沢市: no other test registers there
 
 @pytest.fixture
 async def site(mongo_uri: str, db_name: str) -> AsyncIterator[Site]:
-    async with open_premium_site(mongo_uri, db_name) as s:
+    # A database of its own: rich-menu set-up left by earlier tests' apps must not delay it.
+    async with open_premium_site(mongo_uri, f"{db_name}_console") as s:
         yield s
+    pymongo.MongoClient(mongo_uri).drop_database(f"{db_name}_console")
 
 
 @pytest.fixture
