@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,6 @@ from aiohttp.test_utils import TestServer
 
 from bot.app import SERVICES, create_app
 from bot.clock import Clock
-from bot.devdb import free_port
 from bot.emulator.app import create_emulator_app
 from bot.line.client import RetryPolicy
 from bot.services import HandlerFactory, Services
@@ -194,7 +194,11 @@ async def start_stack(
     reply_token_ttl: float = 60.0,
     **env: str,
 ) -> AsyncIterator[Stack]:
-    bot_port = free_port()
+    # Hold the bot's socket from the start: a port picked and released early can be taken
+    # by the emulator's own server (or another test) before the bot binds it.
+    bot_socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    bot_socket.bind(("127.0.0.1", 0))
+    bot_port = bot_socket.getsockname()[1]
     bot_url = f"http://127.0.0.1:{bot_port}"
     base = make_env(mongo_uri, db_name, PUBLIC_BASE_URL=bot_url, **env)
     emulator_app = create_emulator_app(
@@ -211,7 +215,9 @@ async def start_stack(
     bot_app = create_app(
         settings, clock, handler_factory=handler_factory, retry_policy=FAST_RETRIES
     )
-    bot_server = TestServer(bot_app, host="127.0.0.1", port=bot_port)
+    bot_server = TestServer(
+        bot_app, host="127.0.0.1", port=bot_port, socket_factory=lambda *_: bot_socket
+    )
     await bot_server.start_server()
     await asyncio.wait_for(bot_app[SERVICES].richmenus.ready.wait(), 30)
     try:

@@ -12,14 +12,9 @@ import time
 import aiohttp
 import pytest
 
+from bot.devdb import free_port
 from bot.emulator import run_emulator
 from tests.test_emulator_support import AUTH, SECRET, TOKEN
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def wait_until_up(url: str, deadline_s: float = 10) -> int:
