@@ -7,6 +7,8 @@
 - `action=start&flow=<flow>`: starts a flow (rich menu, main menu).
 - `action=cmd&name=<command>`: runs a command (登録一覧, 登録証, 使い方 …).
 - `action=resume`: asks the current step again.
+- `action=news_stop&place=<code>&topic=<topic>`: the 「配信停止」 quick reply under a news item
+  (stop that topic from that place; `topic` empty: all news from the place).
 """
 
 from __future__ import annotations
@@ -67,6 +69,10 @@ def resume_data() -> str:
     return "action=resume"
 
 
+def news_stop_data(place_code: str, topic: str = "") -> str:
+    return _encode([("action", "news_stop"), ("place", place_code), ("topic", topic)])
+
+
 def parse(data: str) -> Postback | None:
     """The postback, or None when the data is not one of ours (or is malformed)."""
     if not data or len(data) > 1000:
@@ -99,4 +105,6 @@ def parse(data: str) -> Postback | None:
         return Postback(action, name=fields["name"])
     if action == "resume":
         return Postback(action)
+    if action == "news_stop" and fields.get("place"):
+        return Postback(action, value=fields["place"], name=fields.get("topic", ""))
     return None
