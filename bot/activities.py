@@ -26,12 +26,12 @@ from bot.domain.activities import (
 )
 from bot.domain.places import get_place
 from bot.line.client import LineClient
-from bot.premium import premium_for
 from bot.render import Renderer
 from bot.settings import Settings
 from bot.storage.activities import Applied, Cancelled, Promotion
 
 if TYPE_CHECKING:
+    from bot.premium import PremiumService
     from bot.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -103,10 +103,11 @@ class ActivityService:
         storage: Storage,
         clock: Clock,
         settings: Settings,
+        premium: PremiumService | None,
         renderer: Renderer | None = None,
     ) -> ActivityService:
-        """The service over the process's LINE client (opened with the Premium service)."""
-        premium = premium_for(storage)
+        """The service over the LINE client the process's Premium service pushes with (no
+        pushes without one)."""
         line = premium.line if premium is not None else None
         if renderer is None and premium is not None:
             renderer = premium.renderer

@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any, Protocol
-from weakref import WeakKeyDictionary
 
 from bson import ObjectId
 from linebot.v3.messaging import AsyncMessagingApiBlob, Message
@@ -254,15 +253,6 @@ class Decision:
     notified: bool = False  # the resident was told in the chat
 
 
-# One service per open `Storage`: the dialog hooks find it through the storage they are given.
-_SERVICES: WeakKeyDictionary[Storage, PremiumService] = WeakKeyDictionary()
-
-
-def premium_for(storage: Storage) -> PremiumService | None:
-    """The `PremiumService` opened over this storage (by `open_services`), if any."""
-    return _SERVICES.get(storage)
-
-
 class PremiumService:
     def __init__(
         self,
@@ -281,7 +271,6 @@ class PremiumService:
         self.clock = clock
         self.verifier = verifier or StaffReview()
         self.settings = settings  # to send the new card with the approval
-        _SERVICES[storage] = self
 
     async def fetch_document(self, message_id: str) -> tuple[bytes, str]:
         """The photo the resident sent, checked for type and size."""

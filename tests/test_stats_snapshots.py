@@ -62,7 +62,7 @@ async def test_the_worker_runs_snapshots_and_the_recount_at_night_japan_time(
 ) -> None:
     clock = Clock()
     async with open_services(settings, clock) as services:
-        worker = Worker(services.storage, clock, make_pipeline(services, None))
+        worker = Worker(services.storage, clock, make_pipeline(services, None), services.renderer)
         worker.add_standard_jobs()
         jobs = {job.id: job for job in worker.scheduler.get_jobs()}
     for name, hour, minute in (("stats-snapshots", 0, 5), ("stats-recount", 3, 0)):
@@ -80,7 +80,9 @@ async def test_a_worker_started_after_midnight_takes_the_missed_snapshots(
     for hour, minute, expected in ((0, 40, True), (6, 0, True), (6, 10, False), (23, 0, False)):
         clock = at_jst(hour, minute)
         async with open_services(settings, clock) as services:
-            worker = Worker(services.storage, clock, make_pipeline(services, None))
+            worker = Worker(
+                services.storage, clock, make_pipeline(services, None), services.renderer
+            )
             worker.add_standard_jobs()
             ids = {job.id for job in worker.scheduler.get_jobs()}
         assert ("stats-snapshots-catch-up" in ids) is expected, (hour, minute)

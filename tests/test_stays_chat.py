@@ -284,7 +284,9 @@ async def test_reminder_time_edit_and_quiet_hours(stack: Stack) -> None:
 
 async def test_the_worker_schedules_the_reminders(stack: Stack) -> None:
     services = stack.services
-    worker = Worker(services.storage, stack.clock, make_pipeline(services, None))
+    worker = Worker(services.storage, stack.clock, make_pipeline(services, None), services.renderer)
     worker.add_standard_jobs()
     assert "garbage-reminders" in {job.id for job in worker.scheduler.get_jobs()}
-    assert callable(reminder_job(services.storage, lambda: services.line, stack.clock))
+    assert callable(
+        reminder_job(services.storage, lambda: services.line, services.renderer, stack.clock)
+    )

@@ -18,6 +18,7 @@ from bot.storage.conversations import Conversation
 from bot.storage.questions import Question
 
 if TYPE_CHECKING:
+    from bot.premium import PremiumService
     from bot.storage import Storage
 
 
@@ -36,6 +37,8 @@ class Services:
     clock: Clock
     renderer: Renderer
     menus: MenuSync | None = None
+    # Premium applications and the LINE client they push with; None where nothing is pushed.
+    premium: PremiumService | None = None
 
 
 ButtonKind = Literal[

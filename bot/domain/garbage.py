@@ -11,13 +11,18 @@ every-other-week extension.
 recurring rule is: month filter → suspension (a suspended day is dropped, never moved) →
 national holiday per the category's `HolidayPolicy`. Explicit dates (`OnDate`) name a day on
 purpose: the month filter and the holiday policy do not apply to them, suspensions do.
+
+Staff edit a calendar one part at a time (`put_category`, `put_area`, `put_schedule`, …): each
+returns a new calendar or raises `CalendarEditError` with the reason in Japanese. Rules come
+from form fields (`RuleFields`, `make_rule`), never from a second text syntax.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from enum import IntEnum, StrEnum
 from functools import lru_cache
@@ -590,3 +595,242 @@ def all_collection_days(
     """`collection_days` for every category of the calendar, by category id, in calendar order."""
     found = calendar.area(area) if isinstance(area, str) else area
     return {c.id: collection_days(calendar, found, c.id, start, end) for c in calendar.categories}
+
+
+# ---------------------------------------------------------------------------------------------
+# Editing by staff (one part at a time, without a CSV)
+
+CATEGORY_ID = re.compile(r"[a-z0-9_-]{1,40}")
+MAX_NAME = 100
+NEXT_DAYS_SHOWN = 3
+NEXT_DAYS_HORIZON = 366
+
+
+class CalendarEditError(ValueError):
+    """A change staff asked for that cannot be made; the message says why, in Japanese."""
+
+
+class RuleKind(StrEnum):
+    """The kinds of rule staff choose from."""
+
+    WEEKLY = "weekly"
+    NTH = "nth"
+    EVERY_OTHER_WEEK = "every_other_week"
+    DATE = "date"
+
+    @property
+    def label(self) -> str:
+        """Japanese label for the rule form."""
+        return {
+            RuleKind.WEEKLY: "毎週 曜日",
+            RuleKind.NTH: "第n 曜日",
+            RuleKind.EVERY_OTHER_WEEK: "隔週（起点日）",
+            RuleKind.DATE: "特定の日付",
+        }[self]
+
+
+@dataclass(frozen=True)
+class RuleFields:
+    """One rule as the form shows it: the kind and the fields that kind uses."""
+
+    kind: RuleKind
+    weekday: Weekday | None = None
+    nth: int | None = None
+    day: date | None = None
+
+
+def make_rule(fields: RuleFields) -> Rule:
+    """The rule the fields describe; `CalendarEditError` naming what is missing or wrong."""
+    if fields.kind is RuleKind.DATE:
+        if fields.day is None:
+            raise CalendarEditError("特定の日付の収集には、日付を指定してください。")
+        return OnDate(fields.day)
+    if fields.weekday is None:
+        raise CalendarEditError(f"{fields.kind.label}の収集には、曜日を選んでください。")
+    if fields.kind is RuleKind.WEEKLY:
+        return Weekly(fields.weekday)
+    if fields.kind is RuleKind.NTH:
+        if fields.nth is None or not 1 <= fields.nth <= MAX_NTH:
+            raise CalendarEditError(f"第n 曜日の「n」は1〜{MAX_NTH}から選んでください。")
+        return NthWeekday(fields.weekday, fields.nth)
+    if fields.day is None:
+        raise CalendarEditError("隔週の収集には、起点日（収集がある週の日付）を指定してください。")
+    return EveryOtherWeek(fields.weekday, fields.day)
+
+
+def rule_fields(rule: Rule) -> RuleFields:
+    """The form's fields of a stored rule (the inverse of `make_rule`)."""
+    if isinstance(rule, Weekly):
+        return RuleFields(RuleKind.WEEKLY, rule.weekday)
+    if isinstance(rule, NthWeekday):
+        return RuleFields(RuleKind.NTH, rule.weekday, rule.nth)
+    if isinstance(rule, EveryOtherWeek):
+        return RuleFields(RuleKind.EVERY_OTHER_WEEK, rule.weekday, day=rule.anchor)
+    return RuleFields(RuleKind.DATE, day=rule.day)
+
+
+def _name(text: str, what: str) -> str:
+    name = unicodedata.normalize("NFC", text).strip()
+    if not name:
+        raise CalendarEditError(f"{what}を入力してください。")
+    if len(name) > MAX_NAME:
+        raise CalendarEditError(f"{what}は{MAX_NAME}文字までにしてください。")
+    if any(c in name for c in "\r\n"):
+        raise CalendarEditError(f"{what}に改行は使えません。")
+    return name
+
+
+def put_category(
+    calendar: Calendar,
+    category_id: str,
+    name: str,
+    items: Sequence[str],
+    holiday: HolidayPolicy,
+    notes: str | None = None,
+) -> Calendar:
+    """Add the category, or change the one of this id (its schedules stay as they are).
+
+    Items already listed keep their notice and furigana; `notes` None keeps the notes.
+    """
+    if not CATEGORY_ID.fullmatch(category_id):
+        raise CalendarEditError("分別IDは半角の英小文字・数字・_・- で40文字までにしてください。")
+    name = _name(name, "分別の名前")
+    if name in {"地名", "センター"}:
+        raise CalendarEditError(f"「{name}」は分別の名前には使えません。")
+    if any(c.name == name and c.id != category_id for c in calendar.categories):
+        raise CalendarEditError(f"分別「{name}」はすでにあります。別の名前にしてください。")
+    old = next((c for c in calendar.categories if c.id == category_id), None)
+    known = {item.name: item for item in old.items} if old else {}
+    names = [_name(item, "品目") for item in items if item.strip()]
+    if len(names) != len(set(names)):
+        raise CalendarEditError("同じ品目が2回あります。")
+    category = Category(
+        category_id,
+        name,
+        items=tuple(known.get(n, TargetItem(n)) for n in names),
+        notes=(old.notes if old else "") if notes is None else notes.strip(),
+        holiday=holiday,
+        sublabel=old.sublabel if old else "",
+        style=old.style if old else "",
+        color=old.color if old else "",
+    )
+    if old is None:
+        categories = (*calendar.categories, category)
+    else:
+        categories = tuple(category if c.id == category_id else c for c in calendar.categories)
+    return replace(calendar, categories=categories)
+
+
+def remove_category(calendar: Calendar, category_id: str) -> Calendar:
+    """The calendar without the category and the areas' schedules for it."""
+    calendar.category(category_id)  # KeyError when there is no such category
+    if len(calendar.categories) == 1:
+        raise CalendarEditError(
+            "最後の分別は削除できません。カレンダーをやめるときは「カレンダーを削除」を使ってください。"
+        )
+    areas = tuple(
+        replace(a, schedules=tuple(s for s in a.schedules if s.category_id != category_id))
+        for a in calendar.areas
+    )
+    categories = tuple(c for c in calendar.categories if c.id != category_id)
+    return replace(calendar, areas=areas, categories=categories)
+
+
+def put_area(
+    calendar: Calendar,
+    current: str | None,
+    name: str,
+    center: str = "",
+    lat: float | None = None,
+    lng: float | None = None,
+) -> Calendar:
+    """Add an area (`current` None) or change the area now called `current`: its name (the
+    suspensions of the area follow it), center and coordinates; its schedules stay."""
+    name = _name(name, "地区の名前")
+    names = calendar.area_names()
+    if current is not None and current not in names:
+        raise KeyError(current)
+    if name != current and name in names:
+        raise CalendarEditError(f"地区「{name}」はすでにあります。別の名前にしてください。")
+    center = center.strip()
+    if center and center not in {c.name for c in calendar.centers}:
+        raise CalendarEditError(f"収集センター「{center}」はありません。")
+    if (lat is None) != (lng is None):
+        raise CalendarEditError("緯度と経度は両方入力するか、両方空けてください。")
+    if lat is not None and not -90 <= lat <= 90:
+        raise CalendarEditError("緯度は -90〜90 の数で入力してください（例: 38.9081）。")
+    if lng is not None and not -180 <= lng <= 180:
+        raise CalendarEditError("経度は -180〜180 の数で入力してください（例: 141.5698）。")
+    if current is None:
+        area = Area(name, center, lat=lat, lng=lng)
+        return replace(calendar, areas=(*calendar.areas, area))
+    old = calendar.area(current)
+    area = Area(name, center, old.schedules, lat=lat, lng=lng)
+    suspensions = tuple(
+        replace(s, area=name) if s.area == current else s for s in calendar.suspensions
+    )
+    areas = tuple(area if a.name == current else a for a in calendar.areas)
+    return replace(calendar, areas=areas, suspensions=suspensions)
+
+
+def remove_area(calendar: Calendar, name: str) -> Calendar:
+    """The calendar without the area and its own suspensions."""
+    calendar.area(name)  # KeyError when there is no such area
+    return replace(
+        calendar,
+        areas=tuple(a for a in calendar.areas if a.name != name),
+        suspensions=tuple(s for s in calendar.suspensions if s.area != name),
+    )
+
+
+def put_schedule(
+    calendar: Calendar,
+    area: str,
+    category_id: str,
+    rules: Sequence[Rule],
+    months: Collection[int] | None = None,
+) -> Calendar:
+    """Set when a category is collected in an area; its remark references stay.
+
+    `months` empty or None: every month. KeyError for an unknown area or category.
+    """
+    found = calendar.area(area)
+    calendar.category(category_id)
+    if not rules:
+        raise CalendarEditError("収集日を1つ以上指定してください。")
+    chosen = frozenset(months or ())
+    if not chosen <= frozenset(range(1, 13)):
+        raise CalendarEditError("月は1〜12から選んでください。")
+    if chosen and all(isinstance(r, OnDate) for r in rules):
+        raise CalendarEditError("月の指定は、曜日で決まる収集（毎週・第n・隔週）にだけ使えます。")
+    old = found.schedule(category_id)
+    schedule = Schedule(category_id, tuple(rules), chosen or None, old.remark_ids if old else ())
+    schedules = tuple(s for s in found.schedules if s.category_id != category_id)
+    return _with_area(calendar, replace(found, schedules=(*schedules, schedule)))
+
+
+def remove_schedule(calendar: Calendar, area: str, category_id: str) -> Calendar:
+    """The category is no longer collected in the area. KeyError when it was not."""
+    found = calendar.area(area)
+    if found.schedule(category_id) is None:
+        raise KeyError(category_id)
+    schedules = tuple(s for s in found.schedules if s.category_id != category_id)
+    return _with_area(calendar, replace(found, schedules=schedules))
+
+
+def _with_area(calendar: Calendar, area: Area) -> Calendar:
+    return replace(
+        calendar, areas=tuple(area if a.name == area.name else a for a in calendar.areas)
+    )
+
+
+def next_collection_days(
+    calendar: Calendar,
+    area: Area | str,
+    category_id: str,
+    today: date,
+    count: int = NEXT_DAYS_SHOWN,
+) -> list[date]:
+    """The next `count` collection days from today (within a year), for staff to check."""
+    end = today + timedelta(days=NEXT_DAYS_HORIZON - 1)
+    return collection_days(calendar, area, category_id, today, end)[:count]

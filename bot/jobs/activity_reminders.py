@@ -77,21 +77,16 @@ def schedule(worker: Worker) -> None:
     from datetime import time
 
     from bot.jobs.renewals import run_renewals
-    from bot.premium import premium_for
 
-    def renderer() -> Renderer:
-        premium = premium_for(worker.storage)
-        return premium.renderer if premium is not None else Renderer()
-
-    line = worker.pipeline.line
+    line, renderer = worker.pipeline.line, worker.renderer
     worker.every(
         timedelta(minutes=15),
-        lambda: run_activity_reminders(worker.storage, line, renderer(), worker.clock),
+        lambda: run_activity_reminders(worker.storage, line, renderer, worker.clock),
         "activity-reminders",
     )
     worker.daily(
         time(0, 30),
-        lambda: run_renewals(worker.storage, line, renderer(), worker.clock),
+        lambda: run_renewals(worker.storage, line, renderer, worker.clock),
         "premium-renewals",
         grace=timedelta(hours=12),
     )

@@ -15,7 +15,7 @@ from bot.storage import Storage
 
 
 async def benefit_notices(
-    storage: Storage, clock: Clock, line: LineClient, renderer: Renderer | None = None
+    storage: Storage, clock: Clock, line: LineClient, renderer: Renderer
 ) -> NoticeRun:
     return await run_benefit_notices(storage, clock, line, renderer)
 

@@ -174,11 +174,10 @@ async def run_reminders(
 
 
 def reminder_job(
-    storage: Storage, line: Callable[[], LineClient], clock: Clock
+    storage: Storage, line: Callable[[], LineClient], renderer: Renderer, clock: Clock
 ) -> Callable[[], Awaitable[int]]:
-    """The worker's job: `run_reminders` with one renderer kept across runs (`line` is asked
-    for the LINE client at each run)."""
-    renderer = Renderer()
+    """The worker's job: `run_reminders` with the process's renderer (municipalities' template
+    overrides included); `line` is asked for the LINE client at each run."""
 
     async def job() -> int:
         return await run_reminders(storage, line(), renderer, clock)

@@ -19,8 +19,9 @@ ATTEND_WORDS = ("出席", "しゅっせき")
 
 
 def _service(turn: Turn) -> ActivityService:
+    services = turn.services
     return ActivityService.of(
-        turn.storage, turn.services.clock, turn.settings, turn.services.renderer
+        turn.storage, services.clock, turn.settings, services.premium, services.renderer
     )
 
 

@@ -29,7 +29,6 @@ from bot.premium import (
     Standing,
     eligibility,
     place_name,
-    premium_for,
     standing_of,
 )
 
@@ -37,8 +36,7 @@ log = logging.getLogger(__name__)
 
 
 def _service(turn: Turn) -> PremiumService | None:
-    found = getattr(turn.services, "premium", None)
-    return found if isinstance(found, PremiumService) else premium_for(turn.storage)
+    return turn.services.premium
 
 
 def _tier_label(value: object) -> str:

@@ -144,7 +144,7 @@ def _service(call: Call) -> ActivityService:
         return ActivityService(
             call.storage, call.clock, call.settings, services.line, services.renderer
         )
-    return ActivityService.of(call.storage, call.clock, call.settings)
+    return ActivityService(call.storage, call.clock, call.settings)  # no LINE client: no pushes
 
 
 async def _activity(call: Call) -> Activity:
