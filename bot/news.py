@@ -1,0 +1,741 @@
+"""News (お知らせ): staff compose, an admin approves, the worker delivers exactly once.
+
+Compose and approval (`NewsService`, used by the staff API and console): an item is a draft
+until an editor submits it; an admin approves (it is scheduled) or rejects it. The transitions
+are `bot.domain.news.transition`; the roles are checked by the staff routes.
+
+Delivery (`deliver_news`, run by the worker every few seconds, `bot/jobs/news.py`):
+
+1. **Runs.** An approved item whose `next_run_at` is near gets run number `runs + 1`, claimed by
+   inserting `news_runs/<news>:<run>` (a unique insert: two workers never start it twice).
+2. **Planning**, while the first batches already go out. The run's segment is read from
+   `registrations` by one cursor sorted by `user_id` (memory stays flat whatever the segment's
+   size) and cut into batches of at most 500 people. A batch's `_id` is `<news>:<run>:<seq>` and inserting it is the claim; planning
+   resumes after the last planned batch's last user id, so a person is in exactly one batch by
+   construction, even across crashes. Batches may be planned before the run is due; they carry
+   `not_before` (the due time moved out of quiet hours).
+3. **Sending**, by one worker at a time: the holder of the `news-delivery` lease (another worker
+   takes over when it expires). One sender keeps the channel under its multicast rate limit
+   however many workers run; inside the holder, batches go out concurrently, paced at
+   `multicast_per_second`. For each ready batch: people who blocked the account or switched the
+   topic off are skipped (checked now, not at planning: they may change in between); each other
+   person claims one of their daily cap slots (`news_caps/<user>:<day>:<n>`, n ≤ the cap, by
+   unique insert, naming the batch); people with no slot left move to a follow-up batch
+   `<batch>~<n>` for the next day (never dropped). The rest get one `multicast` under the logical
+   key `news:<batch id>`: its `X-Line-Retry-Key` is stored before the first attempt, 5xx,
+   timeouts and 429 are retried with backoff (`bot/line/client.py`), and the batch is marked
+   sent after LINE accepted it.
+4. **Crashes.** A worker killed at any point leaves batches unsent or sent-but-not-marked. The
+   next holder resends every batch not marked sent under the same stored retry key: LINE
+   answers 409 to a key it accepted (treated as sent), so nothing is sent twice and nothing is
+   lost. The cap slots a batch already holds are found again (they name the batch), so the
+   resent body is the same.
+5. **Quiet hours** (21:00–08:00 Japan time by default): nothing is sent; due batches wait. A
+   batch's cap slots count on the Japan date of its `not_before`; a batch still unsent on a
+   later day (a backlog, an outage) counts on the day it goes if it was never tried, and keeps
+   its day if it was (so a resend carries the same people); one first tried over 23 hours ago
+   fails as `retry_window` (LINE keeps retry keys for 24 hours).
+6. **Report** (`NewsService.report`): summed from the batches of the latest run. Invariant:
+   targeted = sent + Σ skipped + Σ failed + pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import json
+import logging
+import secrets
+import time as monotonic_time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from linebot.v3.messaging import Message
+
+from bot.cards import place_name
+from bot.clock import Clock
+from bot.dialog.postback import command_data, news_stop_data
+from bot.domain.news import (
+    MAX_TITLE,
+    MULTICAST_MAX,
+    Action,
+    Content,
+    DeliveryConfig,
+    Schedule,
+    Segment,
+    Status,
+    after_run,
+    japan_day,
+    progress,
+    transition,
+)
+from bot.line.client import LineClient, SendFailed
+from bot.render import Button, Renderer, attach_quick_replies, json_messages
+from bot.storage import Storage
+from bot.storage.news import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    PLANNED,
+    PLANNING,
+    SENT,
+    aware,
+    news_item_doc,
+    run_id,
+    send_key,
+)
+from bot.storage.preferences import topic_of
+
+log = logging.getLogger(__name__)
+
+MESSAGE_TEMPLATE = "news/message"
+LEASE = "news-delivery"
+SEND_WINDOW = 100  # batches read at a time (at most 50,000 user ids in memory)
+IN_FLIGHT = 32  # concurrent batches inside the lease holder
+PLANNING_POLL_S = 0.5  # how often the sender looks for batches planned meanwhile
+RETRY_WINDOW = timedelta(hours=23)  # a batch first tried longer ago is not resent (LINE: 24 h)
+
+
+# --- values ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewsItem:
+    id: str
+    municipality_code: str
+    title: str
+    content: Content
+    segment: Segment
+    schedule: Schedule
+    status: Status
+    created_by: str
+    approved_by: str | None
+    reject_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    next_run_at: datetime | None
+    runs: int
+    submitted_by: str | None = None
+    last_sent_at: datetime | None = None  # when the latest run finished
+
+
+@dataclass
+class NewsReport:
+    """How the latest run of an item went (all zero before its first run).
+
+    targeted = sent + Σ skipped + Σ failed + pending. `skipped` reasons: blocked, opted_out,
+    deferred_cap (moved to a later day by the daily cap, not sent yet), cancelled. `deferred`
+    counts every push the cap moved, including those delivered since.
+    """
+
+    targeted: int = 0
+    sent: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+    pending: int = 0
+    deferred: int = 0
+    state: str = "scheduled"  # scheduled, planning, sending, waiting, done, cancelled
+    progress: float = 0.0
+    run: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+def _validate(title: str, content: Content, segment: Segment, schedule: Schedule) -> None:
+    if not title.strip():
+        raise ValueError("件名を入力してください。")
+    if len(title.strip()) > MAX_TITLE:
+        raise ValueError(f"件名は{MAX_TITLE}文字以内にしてください。")
+    content.validate()
+    segment.validate()
+    try:
+        topic_of(segment.topic)
+    except ValueError:
+        raise ValueError("配信の種類の指定が正しくありません。") from None
+    schedule.validate()
+
+
+def _item(doc: dict[str, Any]) -> NewsItem:
+    return NewsItem(
+        id=str(doc["_id"]),
+        municipality_code=str(doc["municipality_code"]),
+        title=str(doc.get("title") or ""),
+        content=Content.from_doc(doc.get("content")),
+        segment=Segment.from_doc(doc.get("segment")),
+        schedule=Schedule.from_doc(doc.get("schedule")),
+        status=Status(str(doc.get("status") or Status.DRAFT)),
+        created_by=str(doc.get("created_by") or ""),
+        approved_by=doc.get("approved_by"),
+        reject_reason=doc.get("reject_reason"),
+        created_at=aware(doc["created_at"]),
+        updated_at=aware(doc["updated_at"]),
+        next_run_at=aware(doc["next_run_at"]) if doc.get("next_run_at") else None,
+        runs=int(doc.get("runs") or 0),
+        submitted_by=doc.get("submitted_by"),
+        last_sent_at=aware(doc["last_sent_at"]) if doc.get("last_sent_at") else None,
+    )
+
+
+# --- what residents receive --------------------------------------------------------------------
+
+
+def news_messages(renderer: Renderer, item: NewsItem) -> list[Message]:
+    """The item as residents receive it: an optional image, then the text (from the template
+    `news/message`, the municipality's own version first) or the Flex message; the quick replies
+    「配信停止」 (this topic from this place) and 「お知らせ一覧」 on the last message."""
+    place = item.municipality_code
+    quick = [
+        Button("配信停止", data=news_stop_data(place, item.segment.topic)),
+        Button("お知らせ一覧", data=command_data("news")),
+    ]
+    content = item.content
+    if content.kind == "text":
+        body = renderer.render(
+            MESSAGE_TEMPLATE,
+            {"place_name": place_name(place), "title": item.title, "text": content.text},
+            municipality=place,
+        )
+    else:
+        body = json_messages(json.dumps(content.flex_message(), ensure_ascii=False), "news")
+    image = content.image_message()
+    head = json_messages(json.dumps(image), "news") if image is not None else []
+    return attach_quick_replies(head + body, quick)
+
+
+# --- the service -------------------------------------------------------------------------------
+
+
+class NewsService:
+    def __init__(self, storage: Storage, line: LineClient, renderer: Renderer) -> None:
+        self.storage = storage
+        self.line = line
+        self.renderer = renderer
+
+    async def create(
+        self,
+        municipality_code: str,
+        author: str,
+        title: str,
+        content: Content,
+        segment: Segment,
+        schedule: Schedule,
+        now: datetime,
+    ) -> NewsItem:
+        """A new draft; ValueError (Japanese) when a field is not acceptable."""
+        _validate(title, content, segment, schedule)
+        doc = news_item_doc(
+            news_id=secrets.token_hex(8),
+            municipality_code=municipality_code,
+            author=author,
+            title=title.strip(),
+            content=content.to_doc(),
+            segment=segment.to_doc(),
+            schedule=schedule.to_doc(),
+            now=now,
+        )
+        await self.storage.news.insert(doc)
+        return _item(doc)
+
+    async def _require(self, municipality_code: str, news_id: str) -> NewsItem:
+        item = await self.get(municipality_code, news_id)
+        if item is None:
+            raise LookupError(news_id)
+        return item
+
+    async def _move(
+        self,
+        municipality_code: str,
+        news_id: str,
+        action: Action,
+        now: datetime,
+        changes: dict[str, Any],
+    ) -> NewsItem:
+        item = await self._require(municipality_code, news_id)
+        status = transition(item.status, action)
+        await self.storage.news.set(news_id, {**changes, "status": status.value}, now)
+        return await self._require(municipality_code, news_id)
+
+    async def update(
+        self,
+        municipality_code: str,
+        news_id: str,
+        title: str,
+        content: Content,
+        segment: Segment,
+        schedule: Schedule,
+        now: datetime,
+    ) -> NewsItem:
+        """Change a draft or rejected item (LookupError when it is not the municipality's)."""
+        _validate(title, content, segment, schedule)
+        return await self._move(
+            municipality_code,
+            news_id,
+            "update",
+            now,
+            {
+                "title": title.strip(),
+                "content": content.to_doc(),
+                "segment": segment.to_doc(),
+                "schedule": schedule.to_doc(),
+            },
+        )
+
+    async def submit(
+        self, municipality_code: str, news_id: str, by: str, now: datetime
+    ) -> NewsItem:
+        return await self._move(
+            municipality_code, news_id, "submit", now, {"submitted_by": by, "reject_reason": None}
+        )
+
+    async def approve(
+        self, municipality_code: str, news_id: str, by: str, now: datetime
+    ) -> NewsItem:
+        """Schedule the item: the worker sends it at `next_run_at` (at once for `now`)."""
+        item = await self._require(municipality_code, news_id)
+        first = item.schedule.first(now)
+        if first is None:
+            raise ValueError("繰り返しの終了日を過ぎているため、配信できません。")
+        return await self._move(
+            municipality_code,
+            news_id,
+            "approve",
+            now,
+            {"approved_by": by, "approved_at": now, "next_run_at": first},
+        )
+
+    async def reject(
+        self, municipality_code: str, news_id: str, by: str, reason: str, now: datetime
+    ) -> NewsItem:
+        if not reason.strip():
+            raise ValueError("差し戻しの理由を入力してください。")
+        return await self._move(
+            municipality_code,
+            news_id,
+            "reject",
+            now,
+            {"reject_reason": reason.strip(), "rejected_by": by},
+        )
+
+    async def cancel(
+        self, municipality_code: str, news_id: str, by: str, now: datetime
+    ) -> NewsItem:
+        """Stop the item; batches not sent yet are not sent (the report counts them)."""
+        return await self._move(
+            municipality_code,
+            news_id,
+            "cancel",
+            now,
+            {"cancelled_by": by, "cancelled_at": now, "next_run_at": None},
+        )
+
+    async def get(self, municipality_code: str, news_id: str) -> NewsItem | None:
+        doc = await self.storage.news.get(news_id)
+        if doc is None or doc.get("municipality_code") != municipality_code:
+            return None
+        return _item(doc)
+
+    async def list(self, municipality_code: str) -> list[NewsItem]:
+        """The municipality's items, newest first."""
+        return [_item(doc) for doc in await self.storage.news.for_place(municipality_code)]
+
+    async def count_recipients(self, municipality_code: str, segment: Segment) -> int:
+        """How many people would receive it now: the segment minus opt-outs and blocks."""
+        return await self.storage.news_batches.count_recipients(municipality_code, segment)
+
+    def messages(self, item: NewsItem) -> builtins.list[Message]:
+        return news_messages(self.renderer, item)
+
+    async def send_test(
+        self, municipality_code: str, news_id: str, line_user_id: str, now: datetime
+    ) -> bool:
+        """One push to a staff member's own LINE account (not in reports or caps); False when
+        that account has blocked ours."""
+        item = await self._require(municipality_code, news_id)
+        key = f"news-test:{news_id}:{uuid.uuid4().hex}"  # every test press is a new push
+        return await self.line.push(line_user_id, self.messages(item), key)
+
+    async def report(self, municipality_code: str, news_id: str) -> NewsReport:
+        item = await self._require(municipality_code, news_id)
+        return await build_report(self.storage, item)
+
+    async def past_for_place(self, place_code: str, limit: int = 10) -> builtins.list[NewsItem]:
+        """Items the place has sent (a run finished), newest first."""
+        return [_item(doc) for doc in await self.storage.news.past_for_place(place_code, limit)]
+
+
+async def build_report(storage: Storage, item: NewsItem) -> NewsReport:
+    report = NewsReport(run=item.runs)
+    if item.runs == 0:
+        report.state = "cancelled" if item.status is Status.CANCELLED else "scheduled"
+        return report
+    rid = run_id(item.id, item.runs)
+    run = await storage.news_runs.get(rid)
+    skipped: dict[str, int] = {}
+    failed: dict[str, int] = {}
+    waiting_deferred = 0
+    async for batch in storage.news_batches.summaries(rid):
+        size = int(batch.get("size") or 0)
+        counts = batch.get("counts") or {}
+        status = batch.get("status")
+        if int(batch.get("gen") or 0) == 0:
+            report.targeted += size
+        report.deferred += int(counts.get("deferred") or 0)
+        for reason in ("blocked", "opted_out"):
+            if counts.get(reason):
+                skipped[reason] = skipped.get(reason, 0) + int(counts[reason])
+        if status == SENT:
+            report.sent += int(counts.get("sent") or 0)
+        elif status == FAILED:
+            reason = str(batch.get("reason") or "error")
+            failed[reason] = failed.get(reason, 0) + int(counts.get("recipients") or 0)
+        elif status == CANCELLED:
+            skipped["cancelled"] = skipped.get("cancelled", 0) + size
+        elif int(batch.get("gen") or 0) > 0:
+            waiting_deferred += size
+        else:
+            report.pending += size
+    if waiting_deferred:
+        skipped["deferred_cap"] = waiting_deferred
+    report.skipped, report.failed = skipped, failed
+    report.progress = progress(report.targeted, report.targeted - report.pending - waiting_deferred)
+    if run is not None:
+        report.started_at = run.get("created_at")
+        report.finished_at = run.get("finished_at")
+        status = run.get("status")
+        if status == DONE:
+            report.state, report.progress = "done", 1.0
+        elif status == CANCELLED or item.status is Status.CANCELLED:
+            report.state = "cancelled"
+        elif status == PLANNING:
+            report.state = "planning"
+        elif report.pending == 0 and waiting_deferred:
+            report.state = "waiting"
+        else:
+            report.state = "sending"
+    return report
+
+
+# --- delivery ----------------------------------------------------------------------------------
+
+
+@dataclass
+class DeliveryRun:
+    """What one pass of the delivery job did."""
+
+    held: bool = False  # whether this worker held the delivery lease
+    runs_started: int = 0
+    batches_planned: int = 0
+    batches_sent: int = 0
+    recipients: int = 0  # people sent to
+    deferred: int = 0  # people the daily cap moved to another day
+    quiet: bool = False  # quiet hours: nothing sent
+    lost_lease: bool = False
+
+
+class Pacer:
+    """Starts at most `per_second` requests a second (shared by the concurrent senders)."""
+
+    def __init__(self, per_second: float) -> None:
+        self.interval = 1.0 / per_second
+        self.next = monotonic_time.monotonic()
+
+    async def wait(self) -> None:
+        now = monotonic_time.monotonic()
+        start = max(self.next, now)
+        self.next = start + self.interval
+        if start > now:
+            await asyncio.sleep(start - now)
+
+
+class Delivery:
+    """One pass of the delivery job by the holder of the delivery lease (see the module doc)."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        clock: Clock,
+        line: LineClient,
+        renderer: Renderer,
+        config: DeliveryConfig,
+        owner: str,
+    ) -> None:
+        self.storage = storage
+        self.clock = clock
+        self.line = line
+        self.renderer = renderer
+        self.config = config
+        self.owner = owner
+        self.pacer = Pacer(config.multicast_per_second)
+        self.result = DeliveryRun()
+        self._items: dict[str, NewsItem | None] = {}
+        self._messages: dict[str, list[Message]] = {}
+
+    @property
+    def window(self) -> int:
+        """Batches per window: sent well within the lease, which is renewed between windows."""
+        per_lease = self.config.multicast_per_second * self.config.lease_seconds / 4
+        return max(1, min(SEND_WINDOW, int(per_lease)))
+
+    @property
+    def ttl(self) -> timedelta:
+        return timedelta(seconds=self.config.lease_seconds)
+
+    async def hold(self) -> bool:
+        """Take or renew the delivery lease; False when another worker holds it."""
+        return await self.storage.leases.acquire(LEASE, self.owner, self.clock.now(), self.ttl)
+
+    async def idle(self) -> bool:
+        """Nothing due and no run open: the pass ends without writing (no lease taken)."""
+        now = self.clock.now()
+        return not (
+            await self.storage.news_runs.active()
+            or await self.storage.news.due(now + self.config.plan_ahead)
+        )
+
+    async def run(self) -> DeliveryRun:
+        if await self.idle() or not await self.hold():
+            return self.result
+        self.result.held = True
+        try:
+            await self.start_runs()
+            # Sending starts while a large segment is still being planned.
+            planning = asyncio.create_task(self.plan_open_runs())
+            try:
+                await self.send(planning)
+            finally:
+                await planning
+            await self.finish_runs()
+        finally:
+            await self.storage.leases.release(LEASE, self.owner)
+        return self.result
+
+    # --- runs and planning ---------------------------------------------------------------------
+
+    async def start_runs(self) -> None:
+        now = self.clock.now()
+        for doc in await self.storage.news.due(now + self.config.plan_ahead):
+            item = _item(doc)
+            if item.next_run_at is None:
+                continue
+            number = item.runs + 1
+            claimed = await self.storage.news_runs.claim(
+                item.id, number, item.municipality_code, item.next_run_at, now
+            )
+            # Claimed now, or by a pass that died before recording it: record it either way.
+            await self.storage.news.run_started(item.id, number, item.next_run_at, now)
+            self.result.runs_started += 1 if claimed else 0
+
+    async def plan_open_runs(self) -> None:
+        for run in await self.storage.news_runs.active():
+            if run.get("status") == PLANNING and not self.result.lost_lease:
+                await self.plan(run)
+
+    async def plan(self, run: dict[str, Any]) -> None:
+        """Cut the run's segment into batches, resuming after the last planned batch."""
+        item = await self._item(str(run["news_id"]))
+        rid = str(run["_id"])
+        if item is None or item.status is Status.CANCELLED:
+            await self.storage.news_runs.set_status(rid, CANCELLED, self.clock.now())
+            return
+        not_before = self.config.not_before(run["due_at"])
+        seq, after = await self.storage.news_batches.resume_point(rid)
+        chunk: list[str] = []
+
+        async def flush() -> None:
+            nonlocal seq
+            seq += 1
+            if not await self.storage.news_batches.insert_planned(
+                rid, item.id, item.municipality_code, seq, chunk, not_before, self.clock.now()
+            ):
+                raise _LeaseLost  # another planner made this batch: it carries on
+            self.result.batches_planned += 1
+            chunk.clear()
+            if seq % 20 == 0 and not await self.hold():
+                raise _LeaseLost
+
+        try:
+            async for user_id in self.storage.news_batches.segment_users(
+                item.municipality_code, item.segment, after
+            ):
+                chunk.append(user_id)
+                if len(chunk) >= MULTICAST_MAX:
+                    await flush()
+            if chunk:
+                await flush()
+        except _LeaseLost:
+            self.result.lost_lease = True
+            return
+        await self.storage.news_runs.set_status(rid, PLANNED, self.clock.now())
+
+    # --- sending -------------------------------------------------------------------------------
+
+    async def send(self, planning: asyncio.Task[None]) -> None:
+        """Send due batches, window by window, until none is left and planning is over."""
+        in_flight = asyncio.Semaphore(IN_FLIGHT)
+        after: str | None = None
+        while not self.result.lost_lease:
+            now = self.clock.now()
+            if self.config.quiet(now):
+                self.result.quiet = True
+                return
+            batches = await self.storage.news_batches.due(now, after, self.window)
+            if not batches:
+                if planning.done():
+                    return
+                # More batches are coming: wait for some, then look again from the start.
+                await asyncio.wait({planning}, timeout=PLANNING_POLL_S)
+                after = None
+                continue
+            after = str(batches[-1]["_id"])
+            self._items.clear()  # a cancellation is seen within one window
+
+            async def one(batch: dict[str, Any]) -> None:
+                async with in_flight:
+                    await self.send_batch(batch)
+
+            await asyncio.gather(*(one(batch) for batch in batches))
+            if not await self.hold():
+                self.result.lost_lease = True
+
+    async def send_batch(self, batch: dict[str, Any]) -> None:
+        bid = str(batch["_id"])
+        item = await self._item(str(batch["news_id"]))
+        now = self.clock.now()
+        if item is None or item.status is Status.CANCELLED:
+            await self.storage.news_batches.finish(bid, CANCELLED, now, {})
+            return
+        users: list[str] = list(batch.get("user_ids") or [])
+        day = japan_day(batch["not_before"])
+        if japan_day(now) != day:
+            # Late: a backlog or an outage crossed midnight. A batch tried before keeps its day,
+            # hence its cap slots and its people (a resend must carry the same body); a fresh
+            # one counts against today.
+            first = await self.storage.news_batches.first_attempt(bid)
+            if first is None:
+                await self.storage.news_batches.redate(bid, now)
+                day = japan_day(now)
+            elif now - first > RETRY_WINDOW:
+                # LINE forgets the retry key after 24 h: a resend could deliver twice.
+                await self.storage.news_batches.finish(
+                    bid, FAILED, now, {"recipients": int(batch.get("size") or 0)}, "retry_window"
+                )
+                return
+        place, topic = item.municipality_code, item.segment.topic
+        blocked = await self.storage.news_batches.blocked(users)
+        opted_out = await self.storage.news_batches.opted_out(place, topic, users)
+        wanted = [u for u in users if u not in blocked and u not in opted_out]
+        allowed = await self.storage.news_caps.claim(wanted, day, self.config.daily_cap, bid, now)
+        recipients = [u for u in wanted if u in allowed]
+        excess = [u for u in wanted if u not in allowed]
+        counts = {
+            "blocked": sum(1 for u in users if u in blocked),
+            "opted_out": sum(1 for u in users if u in opted_out and u not in blocked),
+            "deferred": len(excess),
+            "recipients": len(recipients),
+        }
+        if excess:
+            await self.storage.news_batches.defer(batch, excess, self.config.next_day(now), now)
+            self.result.deferred += len(excess)
+        if recipients:
+            await self.pacer.wait()
+            try:
+                await self.line.multicast(recipients, self._messages_of(item), send_key(bid))
+            except SendFailed as exc:
+                if exc.status == 0 or exc.status == 429 or exc.status >= 500:
+                    log.warning("news batch not sent; will retry", extra={"batch": bid})
+                    return  # retries exhausted: the next pass tries again, same retry key
+                await self.storage.news_batches.finish(
+                    bid, FAILED, self.clock.now(), counts, f"line_{exc.status}"
+                )
+                return
+        await self.storage.news_batches.finish(
+            bid, SENT, self.clock.now(), {**counts, "sent": len(recipients)}
+        )
+        self.result.batches_sent += 1
+        self.result.recipients += len(recipients)
+
+    def _messages_of(self, item: NewsItem) -> list[Message]:
+        if item.id not in self._messages:
+            self._messages[item.id] = news_messages(self.renderer, item)
+        return self._messages[item.id]
+
+    async def _item(self, news_id: str) -> NewsItem | None:
+        if news_id not in self._items:
+            doc = await self.storage.news.get(news_id)
+            self._items[news_id] = _item(doc) if doc is not None else None
+        return self._items[news_id]
+
+    async def finish_runs(self) -> None:
+        now = self.clock.now()
+        self._items.clear()
+        for run in await self.storage.news_runs.active():
+            rid = str(run["_id"])
+            item = await self._item(str(run["news_id"]))
+            if item is None:
+                continue
+            if item.status is Status.CANCELLED:
+                await self.storage.news_batches.cancel_run(rid, now)
+                await self.storage.news_runs.set_status(rid, CANCELLED, now)
+                continue
+            if run["due_at"] <= now and item.status is Status.APPROVED:
+                await self.storage.news.set(item.id, {"status": Status.SENDING.value}, now)
+            if run.get("status") != PLANNED or await self.storage.news_batches.open_count(rid):
+                continue
+            await self.storage.news_runs.set_status(rid, DONE, now)
+            status, following = after_run(item.schedule, run["due_at"])
+            await self.storage.news.run_finished(item.id, status.value, following, now)
+
+
+class _LeaseLost(Exception):
+    """Another worker took the delivery lease over: stop, it carries on."""
+
+
+async def deliver_news(
+    storage: Storage,
+    clock: Clock,
+    line: LineClient,
+    renderer: Renderer | None = None,
+    config: DeliveryConfig | None = None,
+    owner: str | None = None,
+) -> DeliveryRun:
+    """The worker job: start due runs, plan them, send due batches, close finished runs.
+
+    `owner` names this worker for the delivery lease (a fresh id per call when omitted)."""
+    delivery = Delivery(
+        storage,
+        clock,
+        line,
+        renderer or Renderer(),
+        config or DeliveryConfig(),
+        owner or uuid.uuid4().hex,
+    )
+    result = await delivery.run()
+    if result.batches_sent or result.runs_started or result.deferred:
+        log.info(
+            "news delivery",
+            extra={
+                "runs": result.runs_started,
+                "planned": result.batches_planned,
+                "batches": result.batches_sent,
+                "sent": result.recipients,
+                "deferred": result.deferred,
+            },
+        )
+    return result
+
+
+__all__ = [
+    "Content",
+    "DeliveryConfig",
+    "DeliveryRun",
+    "NewsItem",
+    "NewsReport",
+    "NewsService",
+    "Schedule",
+    "Segment",
+    "Status",
+    "deliver_news",
+    "news_messages",
+]

@@ -1,0 +1,497 @@
+"""News items, their delivery runs and batches, and the per-person daily cap.
+
+Documents (the delivery protocol is described in `bot/news.py`):
+
+- `news`: one per item::
+
+    {_id: "<16 hex>", municipality_code, title, content: {kind, text, flex, alt_text, image_url},
+     segment: {tiers, types, prefectures, regions, age_bands, topic},
+     schedule: {kind, at, every_months, until}, status, created_by, submitted_by, approved_by,
+     approved_at, rejected_by, reject_reason, cancelled_by, cancelled_at,
+     next_run_at (None while a run is open), runs, run_due_at, last_sent_at,
+     created_at, updated_at}
+
+- `news_runs`: one per (item, run number), claimed by inserting it::
+
+    {_id: "<news>:<run>", news_id, run, municipality_code, due_at,
+     status: "planning" | "planned" | "done" | "cancelled", created_at, planned_at, finished_at}
+
+- `news_batches` (personal data: LINE user ids): at most 500 people of one run::
+
+    {_id: "<news>:<run>:<seq 6 digits>" (planned) | "<planned id>~<gen>" (deferred by the cap),
+     run_id, news_id, municipality_code, seq, gen: 0 planned / n deferred n times,
+     user_ids: [sorted], size, status: "ready" | "sent" | "failed" | "cancelled",
+     not_before (its Japan date is the day its cap slots count on), counts: {recipients, sent,
+     blocked, opted_out, deferred},
+     reason, created_at, finished_at}
+
+- `news_caps` (personal data): one per push counted against a person's daily cap::
+
+    {_id: "<user_id>:<YYYY-MM-DD Japan>:<n>", user_id, day, batch_id, created_at, expires_at}
+
+Exclusivity comes only from unique `_id` inserts (runs, batches, cap slots); status updates
+only record progress. Every hot query is on `_id` or on a run's batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import suppress
+from datetime import UTC, date, datetime, time, timedelta
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from bot.clock import JST
+from bot.domain.news import Segment, Status, cap_slot_id
+from bot.storage.base import Store
+from bot.storage.db import Document
+from bot.storage.preferences import Preferences
+from bot.storage.registrations import ACTIVE, Registrations
+from bot.storage.sends import Sends
+from bot.storage.users import Users
+
+PLANNING = "planning"
+PLANNED = "planned"
+DONE = "done"
+READY = "ready"
+SENT = "sent"
+FAILED = "failed"
+CANCELLED = "cancelled"
+
+KEEP_CAPS = timedelta(days=2)  # a day's cap slots are needed until that Japan day is over
+DUPLICATE_KEY = 11000
+
+
+def aware(value: datetime) -> datetime:
+    """A stored datetime as aware UTC (the driver returns naive UTC)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def run_id(news_id: str, run: int) -> str:
+    return f"{news_id}:{run}"
+
+
+def batch_id(run: str, seq: int) -> str:
+    return f"{run}:{seq:06d}"
+
+
+def send_key(bid: str) -> str:
+    """The logical key of a batch's multicast (its retry key is stored under it in `sends`)."""
+    return f"news:{bid}"
+
+
+def news_item_doc(
+    *,
+    news_id: str,
+    municipality_code: str,
+    author: str,
+    title: str,
+    content: Document,
+    segment: Document,
+    schedule: Document,
+    now: datetime,
+) -> Document:
+    return {
+        "_id": news_id,
+        "municipality_code": municipality_code,
+        "title": title,
+        "content": content,
+        "segment": segment,
+        "schedule": schedule,
+        "status": Status.DRAFT.value,
+        "created_by": author,
+        "submitted_by": None,
+        "approved_by": None,
+        "reject_reason": None,
+        "next_run_at": None,
+        "runs": 0,
+        "last_sent_at": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+class NewsItems(Store):
+    collection_name = "news"
+
+    def indexes(self) -> list[IndexModel]:
+        return [
+            IndexModel(
+                [("municipality_code", ASCENDING), ("created_at", DESCENDING)], name="place"
+            ),
+            IndexModel([("status", ASCENDING), ("next_run_at", ASCENDING)], name="due"),
+        ]
+
+    async def insert(self, doc: Document) -> None:
+        await self.col.insert_one(doc)
+
+    async def get(self, news_id: str) -> Document | None:
+        return await self.col.find_one({"_id": news_id})
+
+    async def set(self, news_id: str, changes: Document, now: datetime) -> None:
+        await self.col.update_one({"_id": news_id}, {"$set": {**changes, "updated_at": now}})
+
+    async def for_place(self, municipality_code: str) -> list[Document]:
+        cursor = self.col.find({"municipality_code": municipality_code})
+        docs = [doc async for doc in cursor.sort([("created_at", DESCENDING)])]
+        return docs
+
+    async def past_for_place(self, place_code: str, limit: int) -> list[Document]:
+        cursor = self.col.find({"municipality_code": place_code, "last_sent_at": {"$ne": None}})
+        cursor = cursor.sort([("last_sent_at", DESCENDING)]).limit(limit)
+        return [doc async for doc in cursor]
+
+    async def due(self, until: datetime) -> list[Document]:
+        """Approved items whose next run is due by `until`."""
+        cursor = self.col.find(
+            {"status": Status.APPROVED.value, "next_run_at": {"$ne": None, "$lte": until}}
+        )
+        return [doc async for doc in cursor]
+
+    async def run_started(self, news_id: str, run: int, due_at: datetime, now: datetime) -> None:
+        """Record run `run` as open (it is not due again until it finishes)."""
+        await self.set(news_id, {"runs": run, "next_run_at": None, "run_due_at": due_at}, now)
+
+    async def run_finished(
+        self, news_id: str, status: str, next_run_at: datetime | None, now: datetime
+    ) -> None:
+        doc = await self.get(news_id)
+        if doc is None or doc.get("status") == Status.CANCELLED.value:
+            return
+        await self.set(
+            news_id, {"status": status, "next_run_at": next_run_at, "last_sent_at": now}, now
+        )
+
+
+class NewsRuns(Store):
+    collection_name = "news_runs"
+
+    def indexes(self) -> list[IndexModel]:
+        return [IndexModel([("status", ASCENDING)], name="status")]
+
+    async def claim(
+        self,
+        news_id: str,
+        run: int,
+        municipality_code: str,
+        due_at: datetime,
+        now: datetime,
+    ) -> bool:
+        """Open run `run` of the item; False when it was opened before (by anyone)."""
+        try:
+            await self.col.insert_one(
+                {
+                    "_id": run_id(news_id, run),
+                    "news_id": news_id,
+                    "run": run,
+                    "municipality_code": municipality_code,
+                    "due_at": due_at,
+                    "status": PLANNING,
+                    "created_at": now,
+                    "planned_at": None,
+                    "finished_at": None,
+                }
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def get(self, rid: str) -> Document | None:
+        doc = await self.col.find_one({"_id": rid})
+        if doc is not None:
+            for key in ("due_at", "created_at", "finished_at"):
+                if isinstance(doc.get(key), datetime):
+                    doc[key] = aware(doc[key])
+        return doc
+
+    async def active(self) -> list[Document]:
+        cursor = self.col.find({"status": {"$in": [PLANNING, PLANNED]}}).sort([("_id", ASCENDING)])
+        docs = [doc async for doc in cursor]
+        for doc in docs:
+            doc["due_at"] = aware(doc["due_at"])
+        return docs
+
+    async def set_status(self, rid: str, status: str, now: datetime) -> None:
+        stamp = "planned_at" if status == PLANNED else "finished_at"
+        await self.col.update_one({"_id": rid}, {"$set": {"status": status, stamp: now}})
+
+
+def segment_query(place_code: str, segment: Segment) -> Document:
+    """The `registrations` filter of a segment (`Segment.matches` is the rule; this narrows)."""
+    query: Document = {"place_code": place_code, "status": ACTIVE}
+    if segment.tiers:
+        query["tier"] = {"$in": list(segment.tiers)}
+    if segment.types:
+        query["types"] = {"$in": list(segment.types)}
+    if segment.age_bands:
+        query["age_band"] = {"$in": list(segment.age_bands)}
+    prefectures = segment.residence_prefectures
+    if prefectures is not None:
+        query["residence_code"] = {"$regex": f"^({'|'.join(sorted(prefectures))})"}
+    return query
+
+
+SEGMENT_FIELDS = {"user_id": 1, "status": 1, "tier": 1, "types": 1, "age_band": 1}
+
+
+def _batch_doc(
+    rid: str,
+    news_id: str,
+    place_code: str,
+    seq: int,
+    gen: int,
+    user_ids: Sequence[str],
+    not_before: datetime,
+    now: datetime,
+) -> Document:
+    return {
+        "run_id": rid,
+        "news_id": news_id,
+        "municipality_code": place_code,
+        "seq": seq,
+        "gen": gen,
+        "user_ids": list(user_ids),
+        "size": len(user_ids),
+        "status": READY,
+        "not_before": not_before,
+        "counts": {},
+        "reason": None,
+        "created_at": now,
+        "finished_at": None,
+    }
+
+
+class NewsBatches(Store):
+    collection_name = "news_batches"
+    personal_data = True
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        super().__init__(db)
+        # Read-only: who is in a segment, who blocked us, who switched the topic off.
+        self._registrations: AsyncCollection[Document] = db[Registrations.collection_name]
+        self._users: AsyncCollection[Document] = db[Users.collection_name]
+        self._preferences: AsyncCollection[Document] = db[Preferences.collection_name]
+        self._sends: AsyncCollection[Document] = db[Sends.collection_name]
+
+    def indexes(self) -> list[IndexModel]:
+        return [
+            IndexModel([("run_id", ASCENDING), ("seq", DESCENDING)], name="run_seq"),
+            IndexModel([("status", ASCENDING), ("not_before", ASCENDING)], name="due"),
+        ]
+
+    # --- who --------------------------------------------------------------------------------
+
+    async def segment_users(
+        self, place_code: str, segment: Segment, after: str | None, *, batch_size: int = 1000
+    ) -> AsyncIterator[str]:
+        """The segment's user ids in ascending order, after `after`, by one streaming cursor."""
+        query = segment_query(place_code, segment)
+        if after is not None:
+            query["user_id"] = {"$gt": after}
+        cursor = self._registrations.find(
+            query, projection={**SEGMENT_FIELDS, "residence_code": 1}, batch_size=batch_size
+        ).sort([("user_id", ASCENDING)])
+        async for doc in cursor:
+            if doc.get("user_id") and segment.matches(doc):
+                yield str(doc["user_id"])
+
+    async def count_recipients(self, place_code: str, segment: Segment) -> int:
+        """The segment minus people who switched the topic off or blocked the account."""
+        excluded = {
+            str(doc["user_id"])
+            async for doc in self._preferences.find(
+                {"place_code": place_code, "topic": segment.topic, "enabled": False},
+                projection={"user_id": 1},
+            )
+        }
+        excluded |= {
+            str(doc["_id"])
+            async for doc in self._users.find({"blocked": True}, projection={"_id": 1})
+        }
+        query = segment_query(place_code, segment)
+        if excluded:
+            query["user_id"] = {"$nin": sorted(excluded)}
+        return await self._registrations.count_documents(query)
+
+    async def blocked(self, user_ids: Collection[str]) -> set[str]:
+        if not user_ids:
+            return set()
+        cursor = self._users.find(
+            {"_id": {"$in": list(user_ids)}, "blocked": True}, projection={"_id": 1}
+        )
+        return {str(doc["_id"]) async for doc in cursor}
+
+    async def opted_out(self, place_code: str, topic: str, user_ids: Collection[str]) -> set[str]:
+        """Who switched the topic off for the place (the same rule as `recipients_allowing`)."""
+        if not user_ids:
+            return set()
+        ids = [f"{user}:{place_code}:{topic}" for user in user_ids]  # Preferences' `_id`s
+        cursor = self._preferences.find(
+            {"_id": {"$in": ids}, "enabled": False}, projection={"user_id": 1}
+        )
+        return {str(doc["user_id"]) async for doc in cursor}
+
+    # --- planning ---------------------------------------------------------------------------
+
+    async def resume_point(self, rid: str) -> tuple[int, str | None]:
+        """The last planned sequence number of the run and the last user id planned."""
+        cursor = self.col.find(
+            {"run_id": rid, "gen": 0}, projection={"seq": 1, "user_ids": 1}
+        ).sort([("seq", DESCENDING)])
+        last_seq = 0
+        async for doc in cursor:
+            last_seq = max(last_seq, int(doc["seq"]))
+            users = doc.get("user_ids") or []
+            if users:
+                return last_seq, str(users[-1])
+        return last_seq, None
+
+    async def insert_planned(
+        self,
+        rid: str,
+        news_id: str,
+        place_code: str,
+        seq: int,
+        user_ids: Sequence[str],
+        not_before: datetime,
+        now: datetime,
+    ) -> bool:
+        """Claim batch `seq` of the run; False when it exists (another planner is at work)."""
+        doc = _batch_doc(rid, news_id, place_code, seq, 0, user_ids, not_before, now)
+        try:
+            await self.col.insert_one({**doc, "_id": batch_id(rid, seq)})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    # --- sending ----------------------------------------------------------------------------
+
+    async def due(self, now: datetime, after: str | None, limit: int) -> list[Document]:
+        """Ready batches whose time has come, by `_id`, after `after`."""
+        query: Document = {"status": READY, "not_before": {"$lte": now}}
+        if after is not None:
+            query["_id"] = {"$gt": after}
+        cursor = self.col.find(query).sort([("_id", ASCENDING)]).limit(limit)
+        docs = [doc async for doc in cursor]
+        for doc in docs:
+            doc["not_before"] = aware(doc["not_before"])
+        return docs
+
+    async def first_attempt(self, bid: str) -> datetime | None:
+        """When the batch's retry key was stored (just before its first attempt), if it was."""
+        doc = await self._sends.find_one({"_id": send_key(bid)}, projection={"created_at": 1})
+        return aware(doc["created_at"]) if doc is not None else None
+
+    async def redate(self, bid: str, now: datetime) -> None:
+        """A late batch never tried: it goes, and counts against the daily cap, today."""
+        await self.col.update_one({"_id": bid}, {"$set": {"not_before": now}})
+
+    async def finish(
+        self, bid: str, status: str, now: datetime, counts: Document, reason: str | None = None
+    ) -> None:
+        await self.col.update_one(
+            {"_id": bid},
+            {"$set": {"status": status, "counts": counts, "reason": reason, "finished_at": now}},
+        )
+
+    async def defer(
+        self, batch: Document, user_ids: Sequence[str], not_before: datetime, now: datetime
+    ) -> None:
+        """Move people over their daily cap to a follow-up batch (named after this one, so a
+        resend after a crash finds it instead of making another)."""
+        gen = int(batch.get("gen") or 0) + 1
+        root = str(batch["_id"]).split("~")[0]
+        doc = _batch_doc(
+            str(batch["run_id"]),
+            str(batch["news_id"]),
+            str(batch["municipality_code"]),
+            int(batch["seq"]),
+            gen,
+            user_ids,
+            not_before,
+            now,
+        )
+        with suppress(DuplicateKeyError):  # made before a crash: the same people
+            await self.col.insert_one({**doc, "_id": f"{root}~{gen}"})
+
+    async def open_count(self, rid: str) -> int:
+        return await self.col.count_documents({"run_id": rid, "status": READY})
+
+    async def cancel_run(self, rid: str, now: datetime) -> None:
+        await self.col.update_many(
+            {"run_id": rid, "status": READY},
+            {"$set": {"status": CANCELLED, "finished_at": now}},
+        )
+
+    async def summaries(self, rid: str) -> AsyncIterator[Document]:
+        """The run's batches without their user ids (for the report)."""
+        cursor = self.col.find({"run_id": rid}, projection={"user_ids": 0})
+        async for doc in cursor:
+            yield doc
+
+    async def delete_for_user(self, user_id: str) -> int:
+        """Take the person out of every batch (an unsent batch then goes without them)."""
+        result = await self.col.update_many({"user_ids": user_id}, {"$pull": {"user_ids": user_id}})
+        return result.modified_count
+
+
+class NewsCaps(Store):
+    collection_name = "news_caps"
+    expires = True
+    personal_data = True
+
+    def indexes(self) -> list[IndexModel]:
+        return [IndexModel([("user_id", ASCENDING)], name="user")]
+
+    async def claim(
+        self, user_ids: Sequence[str], day: str, cap: int, bid: str, now: datetime
+    ) -> set[str]:
+        """The people who may get batch `bid` on `day`: each claims their lowest free slot
+        (by unique insert), or already holds one for this batch (a resend after a crash)."""
+        expires = datetime.combine(date.fromisoformat(day), time(0), tzinfo=JST) + KEEP_CAPS
+        allowed: set[str] = set()
+        trying = list(user_ids)
+        for n in range(1, cap + 1):
+            if not trying:
+                break
+            docs = [
+                {
+                    "_id": cap_slot_id(user, day, n),
+                    "user_id": user,
+                    "day": day,
+                    "batch_id": bid,
+                    "created_at": now,
+                    "expires_at": expires,
+                }
+                for user in trying
+            ]
+            taken = await self._insert(docs)
+            allowed.update(u for u in trying if cap_slot_id(u, day, n) not in taken)
+            if not taken:
+                break
+            ours = {
+                str(doc["user_id"])
+                async for doc in self.col.find(
+                    {"_id": {"$in": sorted(taken)}, "batch_id": bid}, projection={"user_id": 1}
+                )
+            }
+            allowed |= ours
+            trying = [u for u in trying if cap_slot_id(u, day, n) in taken and u not in ours]
+        return allowed
+
+    async def _insert(self, docs: list[Document]) -> set[str]:
+        """Insert what is free; the `_id`s that were taken already."""
+        try:
+            await self.col.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            return {str(docs[e["index"]]["_id"]) for e in errors}
+        return set()
+
+    async def delete_for_user(self, user_id: str) -> int:
+        return (await self.col.delete_many({"user_id": user_id})).deleted_count
