@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import time
 from urllib.parse import urlsplit
+
+from bot.domain.news import DEFAULT_DAILY_CAP, DEFAULT_MULTICAST_PER_SECOND, DeliveryConfig
+from bot.domain.stays import QUIET_HOURS
 
 MIN_SECRET_LENGTH = 32
 _DB_NAME = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
@@ -35,6 +39,7 @@ class Settings:
     card_signing_secret: str
     log_level: str
     db_startup_timeout_s: float
+    news: DeliveryConfig = field(default_factory=DeliveryConfig)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -49,7 +54,54 @@ class Settings:
             card_signing_secret=_secret(env, "CARD_SIGNING_SECRET", min_length=MIN_SECRET_LENGTH),
             log_level=_choice(env, "LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
             db_startup_timeout_s=_seconds(env, "DB_STARTUP_TIMEOUT", 30.0),
+            news=news_delivery(env),
         )
+
+
+def news_delivery(env: Mapping[str, str]) -> DeliveryConfig:
+    """News delivery limits:
+
+    - `NEWS_QUIET_HOURS`: "21:00-08:00" (default), Japan time; "off" sends at any hour.
+    - `NEWS_DAILY_CAP`: news pushes per person per Japan day across all places (default 3).
+    - `NEWS_MULTICAST_PER_SECOND`: multicast requests per second this channel may make (default
+      200, LINE's ceiling); one worker sends at a time (the delivery lease), so two workers
+      together stay under it.
+    - `NEWS_LEASE_SECONDS`: how long a silent lease holder keeps the delivery (default 30): a
+      worker killed mid-delivery is taken over after that.
+    """
+    return DeliveryConfig(
+        quiet_hours=_quiet_hours(env.get("NEWS_QUIET_HOURS", "").strip()),
+        daily_cap=int(_positive(env, "NEWS_DAILY_CAP", DEFAULT_DAILY_CAP, integer=True)),
+        multicast_per_second=_positive(
+            env, "NEWS_MULTICAST_PER_SECOND", DEFAULT_MULTICAST_PER_SECOND, integer=False
+        ),
+        lease_seconds=_positive(env, "NEWS_LEASE_SECONDS", 30.0, integer=False),
+    )
+
+
+def _quiet_hours(raw: str) -> tuple[time, time]:
+    if not raw:
+        return QUIET_HOURS
+    if raw.lower() == "off":
+        return (time(0), time(0))  # equal ends: never quiet
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in raw.split("-"))
+    except ValueError:
+        raise SettingsError("NEWS_QUIET_HOURS", "must look like 21:00-08:00 or be off") from None
+    return (start, end)
+
+
+def _positive(env: Mapping[str, str], name: str, default: float, *, integer: bool) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        raise SettingsError(name, "must be a number") from None
+    if value <= 0:
+        raise SettingsError(name, "must be positive")
+    return value
 
 
 def _required(env: Mapping[str, str], name: str) -> str:

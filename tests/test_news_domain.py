@@ -24,8 +24,7 @@ from bot.domain.news import (
     region_of,
     transition,
 )
-from bot.jobs.news import config_from_env
-from bot.settings import SettingsError
+from bot.settings import SettingsError, news_delivery
 
 
 def registration(**fields: object) -> dict[str, object]:
@@ -218,14 +217,14 @@ def test_japan_day_and_progress() -> None:
     assert progress(0, 0) == 0.0 and progress(10, 5) == 0.5 and progress(10, 10) == 1.0
 
 
-def test_config_from_env() -> None:
-    config = config_from_env(
+def test_news_delivery_settings() -> None:
+    config = news_delivery(
         {"NEWS_QUIET_HOURS": "22:00-07:30", "NEWS_DAILY_CAP": "2", "NEWS_LEASE_SECONDS": "5"}
     )
     assert config.quiet_hours == (time(22), time(7, 30)) and config.daily_cap == 2
     assert config.lease_seconds == 5 and config.multicast_per_second == 200
-    assert config_from_env({"NEWS_QUIET_HOURS": "off"}).quiet_hours == (time(0), time(0))
+    assert news_delivery({"NEWS_QUIET_HOURS": "off"}).quiet_hours == (time(0), time(0))
     with pytest.raises(SettingsError, match="NEWS_DAILY_CAP"):
-        config_from_env({"NEWS_DAILY_CAP": "0"})
+        news_delivery({"NEWS_DAILY_CAP": "0"})
     with pytest.raises(SettingsError, match="NEWS_QUIET_HOURS"):
-        config_from_env({"NEWS_QUIET_HOURS": "夜"})
+        news_delivery({"NEWS_QUIET_HOURS": "夜"})

@@ -12,13 +12,17 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.clock import JST, Clock
+from bot.domain.news import DeliveryConfig
 from bot.jobs import activity_reminders as activity_jobs
 from bot.jobs.benefit_notices import benefit_notices
 from bot.jobs.cleanup import remove_expired
+from bot.jobs.news import INTERVAL as NEWS_INTERVAL
+from bot.jobs.news import news_job
 from bot.jobs.recount import run_recount
 from bot.jobs.reminders import reminder_job
 from bot.jobs.snapshots import take_snapshots
 from bot.line.pipeline import Pipeline
+from bot.render import Renderer
 from bot.services import HandlerFactory, make_pipeline, open_services
 from bot.settings import Settings
 from bot.storage import Storage
@@ -31,10 +35,20 @@ Job = Callable[[], Awaitable[object]]
 class Worker:
     """Runs the jobs; on shutdown lets running jobs finish before closing clients."""
 
-    def __init__(self, storage: Storage, clock: Clock, pipeline: Pipeline) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        clock: Clock,
+        pipeline: Pipeline,
+        renderer: Renderer,
+        news: DeliveryConfig | None = None,
+    ) -> None:
         self.storage = storage
         self.clock = clock
         self.pipeline = pipeline
+        # The process's renderer, with the municipalities' template overrides (`open_services`).
+        self.renderer = renderer
+        self.news = news or DeliveryConfig()
         self.scheduler = AsyncIOScheduler(timezone=JST)
         self.running: set[asyncio.Task[Any]] = set()
 
@@ -101,7 +115,7 @@ class Worker:
         )
         self.every(
             timedelta(minutes=5),
-            reminder_job(self.storage, lambda: self.pipeline.line, self.clock),
+            reminder_job(self.storage, lambda: self.pipeline.line, self.renderer, self.clock),
             "garbage-reminders",
         )
         # 関係人口: yesterday's figures for the trend, then the nightly recount of the counters.
@@ -116,8 +130,15 @@ class Worker:
         activity_jobs.schedule(self)  # 担い手活動 reminders, Premium renewals
         self.every(
             timedelta(minutes=1),
-            lambda: benefit_notices(self.storage, self.clock, self.pipeline.line),
+            lambda: benefit_notices(self.storage, self.clock, self.pipeline.line, self.renderer),
             "benefit-notices",
+        )
+        self.every(
+            NEWS_INTERVAL,
+            news_job(
+                self.storage, self.clock, lambda: self.pipeline.line, self.renderer, self.news
+            ),
+            "news",
         )
 
     async def run_until(self, stop: asyncio.Event) -> None:
@@ -139,7 +160,13 @@ async def run_worker(settings: Settings, handler_factory: HandlerFactory | None 
     async with open_services(settings, clock) as services:
         # The sweep may answer residents, and answers may change their rich menu.
         services.richmenus.start()
-        worker = Worker(services.storage, clock, make_pipeline(services, handler_factory))
+        worker = Worker(
+            services.storage,
+            clock,
+            make_pipeline(services, handler_factory),
+            services.renderer,
+            settings.news,
+        )
         worker.add_standard_jobs()
         try:
             await worker.run_until(stop)
