@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from bot.clock import Clock
@@ -81,4 +82,6 @@ def build_handler(services: Services) -> EventHandler:
         renderer=services.renderer,
         menus=services.richmenus,
     )
+    # The hooks reach Premium (and its LINE client) through the turn's services.
+    dialog.services = replace(dialog.services, premium=services.premium)
     return Router(services.storage, services.renderer, services.clock, services.richmenus, dialog)

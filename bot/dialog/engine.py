@@ -9,8 +9,9 @@ Order of handling, in one place:
 
 1. A conversation idle for 24 hours is dropped and the resident told so.
 2. A conversation whose flow or step no longer exists (after a deploy) restarts politely.
-3. Postbacks: start a flow, run a command, resume; a step's button counts only when its flow,
-   step and state version are still current, else it is an old button (kind reply, no change).
+3. Postbacks: start a flow, run a command, resume, stop news; a step's button counts only when
+   its flow, step and state version are still current, else it is an old button (kind reply, no
+   change).
 4. Interrupts (ヘルプ, キャンセル/やめる, メニュー), before any step.
 5. The current step's input kind reads the input; bad input gets the step's retry template and
    leaves the state as it was.
@@ -219,6 +220,8 @@ class DialogEngine:
                 await self._stale(turn, expired)
             else:
                 await self._command(turn, data.name)
+        elif data.action == "news_stop":  # 「配信停止」 under a news item (hooks/news.py)
+            await self._command(turn, "news_stop")
         elif data.action == "resume":
             if turn.conv is not None:
                 await self._prompt_current(turn)

@@ -42,6 +42,22 @@ class Action(StrEnum):
     GARBAGE_IMPORTED = "garbage_imported"
     GARBAGE_UPDATED = "garbage_updated"
     GARBAGE_REMOVED = "garbage_removed"
+    GARBAGE_CATEGORY_SAVED = "garbage_category_saved"
+    GARBAGE_CATEGORY_REMOVED = "garbage_category_removed"
+    GARBAGE_AREA_SAVED = "garbage_area_saved"
+    GARBAGE_AREA_REMOVED = "garbage_area_removed"
+    GARBAGE_SCHEDULE_SAVED = "garbage_schedule_saved"
+    GARBAGE_SCHEDULE_REMOVED = "garbage_schedule_removed"
+    NEWS_CREATED = "news_created"
+    NEWS_UPDATED = "news_updated"
+    NEWS_SUBMITTED = "news_submitted"
+    NEWS_APPROVED = "news_approved"
+    NEWS_REJECTED = "news_rejected"
+    NEWS_CANCELLED = "news_cancelled"
+    NEWS_TEST_SENT = "news_test_sent"
+    STAFF_LINE_CODE_ISSUED = "staff_line_code_issued"
+    STAFF_LINE_LINKED = "staff_line_linked"
+    STAFF_LINE_UNLINKED = "staff_line_unlinked"
 
 
 ACTION_LABELS: dict[str, str] = {
@@ -69,6 +85,22 @@ ACTION_LABELS: dict[str, str] = {
     Action.GARBAGE_IMPORTED: "ごみカレンダーを取り込み",
     Action.GARBAGE_UPDATED: "ごみカレンダーを編集",
     Action.GARBAGE_REMOVED: "ごみカレンダーを削除",
+    Action.GARBAGE_CATEGORY_SAVED: "ごみの分別を保存",
+    Action.GARBAGE_CATEGORY_REMOVED: "ごみの分別を削除",
+    Action.GARBAGE_AREA_SAVED: "ごみ収集の地区を保存",
+    Action.GARBAGE_AREA_REMOVED: "ごみ収集の地区を削除",
+    Action.GARBAGE_SCHEDULE_SAVED: "ごみの収集日を保存",
+    Action.GARBAGE_SCHEDULE_REMOVED: "ごみの収集日を削除",
+    Action.NEWS_CREATED: "お知らせを作成",
+    Action.NEWS_UPDATED: "お知らせを編集",
+    Action.NEWS_SUBMITTED: "お知らせの承認を依頼",
+    Action.NEWS_APPROVED: "お知らせを承認",
+    Action.NEWS_REJECTED: "お知らせを差し戻し",
+    Action.NEWS_CANCELLED: "お知らせを取り消し",
+    Action.NEWS_TEST_SENT: "お知らせをテスト配信",
+    Action.STAFF_LINE_CODE_ISSUED: "LINE連携コードを発行",
+    Action.STAFF_LINE_LINKED: "LINEアカウントを連携",
+    Action.STAFF_LINE_UNLINKED: "LINE連携を解除",
 }
 
 ActorKind = Literal["staff", "api_key", "cli", "anonymous"]

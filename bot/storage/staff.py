@@ -4,7 +4,10 @@ Documents:
 
 - `staff_accounts`: `{_id: ObjectId, email (lower case, unique), tenant: code | "platform", role,
   password_hash (argon2), must_change_password, created_at, updated_at, password_changed_at,
-  last_login_at, created_by}`
+  last_login_at, created_by, line_user_id?, line_linked_at?, line_link_code?,
+  line_link_expires_at?}`
+  (`line_*`: the staff member's own LINE account for test sends of news, linked in the chat with a
+  short-lived one-time code shown in the console; only the code's hash is stored)
 - `staff_sessions`: `{_id: sha256 of the cookie value, account_id, csrf, ip, created_at,
   last_seen, absolute_expires_at, expires_at}`; `expires_at` is the earlier of the idle and the
   absolute deadline, so one comparison decides validity and the cleanup job removes the rest.
@@ -20,6 +23,8 @@ that cannot (login by e-mail, resolving a session or key) say so in their name o
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,6 +45,28 @@ def object_id(value: str) -> ObjectId | None:
         return ObjectId(value)
     except (InvalidId, TypeError):
         return None
+
+
+# Codes a staff member types into the chat to link their LINE account: 8 characters without
+# look-alikes (0/O, 1/I/L), about 2^40 possibilities, valid a few minutes, spent on first use.
+LINE_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+LINE_CODE_LENGTH = 8
+LINE_CODE_TTL = timedelta(minutes=10)
+
+
+def new_line_code() -> str:
+    """A fresh link code, shown as ABCD-EFGH."""
+    raw = "".join(secrets.choice(LINE_CODE_ALPHABET) for _ in range(LINE_CODE_LENGTH))
+    return f"{raw[:4]}-{raw[4:]}"
+
+
+def line_code_hash(text: str) -> str | None:
+    """The stored form of a typed code (case, spaces and hyphens ignored), or None when the
+    text cannot be a code."""
+    raw = "".join(ch for ch in text.upper() if ch not in " -ー－\t")
+    if len(raw) != LINE_CODE_LENGTH or any(ch not in LINE_CODE_ALPHABET for ch in raw):
+        return None
+    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 class DuplicateEmail(Exception):
@@ -111,6 +138,57 @@ class StaffAccounts(Store):
 
     async def record_login(self, account_id: ObjectId, now: datetime) -> None:
         await self.col.update_one({"_id": account_id}, {"$set": {"last_login_at": now}})
+
+    # --- the staff member's own LINE account (test sends of news) ---------------------------
+
+    async def issue_line_code(
+        self, account_id: ObjectId, code_hash: str, expires_at: datetime
+    ) -> None:
+        """A new one-time link code for the account; any earlier code stops working."""
+        await self.col.update_one(
+            {"_id": account_id},
+            {"$set": {"line_link_code": code_hash, "line_link_expires_at": expires_at}},
+        )
+
+    async def by_line_code_for_link(self, code_hash: str, now: datetime) -> Document | None:
+        """Unscoped: the account whose unexpired link code this is (the chat names no tenant)."""
+        return await self.col.find_one(
+            {"line_link_code": code_hash, "line_link_expires_at": {"$gt": now}}
+        )
+
+    async def link_line(
+        self, account_id: ObjectId, code_hash: str, line_user_id: str, now: datetime
+    ) -> None:
+        """Store the LINE user id and spend the code (the claim itself is a lease: see
+        `bot/dialog/hooks/news.py`)."""
+        await self.col.update_one(
+            {"_id": account_id, "line_link_code": code_hash},
+            {
+                "$set": {"line_user_id": line_user_id, "line_linked_at": now},
+                "$unset": {"line_link_code": "", "line_link_expires_at": ""},
+            },
+        )
+
+    async def unlink_line(self, account_id: ObjectId) -> None:
+        await self.col.update_one(
+            {"_id": account_id},
+            {
+                "$unset": {
+                    "line_user_id": "",
+                    "line_linked_at": "",
+                    "line_link_code": "",
+                    "line_link_expires_at": "",
+                }
+            },
+        )
+
+    async def unlink_line_user(self, line_user_id: str) -> int:
+        """Forget a LINE account on every staff account linked to it (「データを削除」)."""
+        result = await self.col.update_many(
+            {"line_user_id": line_user_id},
+            {"$unset": {"line_user_id": "", "line_linked_at": ""}},
+        )
+        return result.modified_count
 
 
 class StaffSessions(Store):

@@ -6,6 +6,7 @@ from bot.dialog.hooks import (
     activities,
     benefits,
     builtins,
+    news,
     premium,
     programs,
     registration,
@@ -27,4 +28,5 @@ def default_registry() -> Registry:
     activities.register(registry)
     benefits.register(registry)
     programs.register(registry)
+    news.register(registry)
     return registry
