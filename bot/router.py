@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from bot.clock import Clock
@@ -81,7 +80,7 @@ def build_handler(services: Services) -> EventHandler:
         services.clock,
         renderer=services.renderer,
         menus=services.richmenus,
+        premium=services.premium,
+        news=services.news,
     )
-    # The hooks reach Premium (and its LINE client) through the turn's services.
-    dialog.services = replace(dialog.services, premium=services.premium)
     return Router(services.storage, services.renderer, services.clock, services.richmenus, dialog)

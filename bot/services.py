@@ -22,6 +22,7 @@ from bot.line.client import LineClient, RetryPolicy
 from bot.line.incoming import EventHandler
 from bot.line.pipeline import Pipeline
 from bot.line.richmenu import RichMenus
+from bot.news import NewsService
 from bot.premium import PremiumService
 from bot.render import Renderer
 from bot.settings import Settings
@@ -40,6 +41,7 @@ class Services:
     richmenus: RichMenus
     renderer: Renderer
     premium: PremiumService
+    news: NewsService
     # Municipalities' own template texts (the renderer's overrides) and their save-time check.
     overrides: StoredOverrides | None = None
     template_checker: TemplateChecker | None = None
@@ -88,6 +90,7 @@ async def open_services(
                     richmenus,
                     renderer,
                     premium,
+                    NewsService(storage, line, renderer),
                     overrides=overrides,
                     template_checker=checker,
                 )

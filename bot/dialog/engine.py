@@ -26,7 +26,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from linebot.v3.messaging import Message, TextMessage
 
@@ -59,6 +59,10 @@ from bot.line.incoming import Incoming, Replier
 from bot.render import MAX_LABEL, MAX_MESSAGES, MAX_TEXT, Button, Renderer, attach_quick_replies
 from bot.settings import Settings
 from bot.storage.conversations import SCHEMA, Conversation, ConversationConflict, Loaded
+
+if TYPE_CHECKING:
+    from bot.news import NewsService
+    from bot.premium import PremiumService
 
 log = logging.getLogger("bot.dialog")
 
@@ -663,6 +667,8 @@ def build_engine(
     registry: Registry | None = None,
     dialogs_dir: Path = DIALOGS_DIR,
     menus: MenuSync | None = None,
+    premium: PremiumService | None = None,
+    news: NewsService | None = None,
 ) -> DialogEngine:
     """The engine over the flows in `dialogs_dir` (checked: raises `FlowError`)."""
     from bot.dialog.hooks import default_registry
@@ -672,5 +678,8 @@ def build_engine(
     flows = load_flows(dialogs_dir, registry=registry, renderer=renderer)
     commands = load_commands(flows, registry, dialogs_dir / COMMANDS_FILE)
     return DialogEngine(
-        Services(storage, settings, clock, renderer, menus), flows, registry, commands
+        Services(storage, settings, clock, renderer, menus, premium, news),
+        flows,
+        registry,
+        commands,
     )

@@ -18,6 +18,7 @@ from bot.storage.conversations import Conversation
 from bot.storage.questions import Question
 
 if TYPE_CHECKING:
+    from bot.news import NewsService
     from bot.premium import PremiumService
     from bot.storage import Storage
 
@@ -39,6 +40,8 @@ class Services:
     menus: MenuSync | None = None
     # Premium applications and the LINE client they push with; None where nothing is pushed.
     premium: PremiumService | None = None
+    # News items (past news per place); None where nothing is pushed.
+    news: NewsService | None = None
 
 
 ButtonKind = Literal[

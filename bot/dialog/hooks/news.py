@@ -21,7 +21,7 @@ from bot.dialog.hooks.registration import place_name
 from bot.dialog.model import EndFlow, Outcome, ParseError, Step
 from bot.dialog.turn import ButtonSpec, Registry, Turn
 from bot.domain.places import get_place
-from bot.news import NewsItem, NewsService, news_messages
+from bot.news import NewsItem, news_messages
 from bot.staff.audit import Action, Actor, record
 from bot.staff.tenancy import Tenant
 from bot.storage.preferences import Topic, topic_of
@@ -41,14 +41,6 @@ def _buttons() -> list[ButtonSpec]:
         ButtonSpec("お知らせ一覧", "cmd", "news"),
         ButtonSpec("メニュー", "cmd", "menu"),
     ]
-
-
-def _service(turn: Turn) -> NewsService | None:
-    """The news service over the LINE client the hooks share (through Premium's services)."""
-    premium = turn.services.premium
-    if premium is None:
-        return None
-    return NewsService(turn.storage, premium.line, turn.services.renderer)
 
 
 def _argument(turn: Turn, name: str) -> str:
@@ -103,7 +95,7 @@ async def news_command(turn: Turn) -> None:
     """Past news of every place the resident is registered with (newest first per place)."""
     docs = await turn.storage.registrations.for_user(turn.user_id)
     codes = list(dict.fromkeys(str(doc["place_code"]) for doc in docs))
-    service = _service(turn)
+    service = turn.services.news
     places: list[dict[str, Any]] = []
     for code in codes[:MAX_PLACES]:
         items = await service.past_for_place(code, PER_PLACE + 1) if service else []
@@ -127,7 +119,7 @@ async def news_command(turn: Turn) -> None:
 async def news_item_command(turn: Turn) -> None:
     """One past item again, as it was sent (for residents registered with its place)."""
     code, news_id = _argument(turn, "place"), _argument(turn, "n")
-    service = _service(turn)
+    service = turn.services.news
     item = None
     registered = (
         bool(code) and await turn.storage.registrations.find(turn.user_id, code) is not None

@@ -351,8 +351,8 @@ def _place(call: Call) -> str:
 
 
 def _service(call: Call) -> NewsService:
-    services = call.request.config_dict[SERVICES]
-    return NewsService(call.storage, services.line, services.renderer)
+    news: NewsService = call.request.config_dict[SERVICES].news
+    return news
 
 
 def _news_id(call: Call) -> str:
