@@ -38,12 +38,7 @@ async def menu_command(turn: Turn) -> None:
     )
 
 
-async def coming_soon_command(turn: Turn) -> None:
-    turn.say("common/coming_soon", buttons=turn.menu)
-
-
 def register(registry: Registry) -> None:
-    registry.add("command", "coming_soon")(coming_soon_command)
     registry.add("choices", "editable_steps")(editable_steps)
     registry.add("command", "help")(help_command)
     registry.add("command", "menu")(menu_command)
