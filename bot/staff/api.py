@@ -373,10 +373,10 @@ def openapi_document(
                 "description": "成功",
                 "content": {op.produces: {"schema": {"type": "string"}}},
             }
-        codes = ["401", "403"]
-        if op.path_params:
-            codes.append("404")
-        if op.body is not None or op.query is not None:
+        # Any operation may be 404: a tenant can lack the thing (no calendar yet; operators
+        # have no benefits). Writes may read a body of their own (CSV uploads) and refuse it.
+        codes = ["401", "403", "404"]
+        if op.body is not None or op.query is not None or op.method in ("POST", "PUT", "PATCH"):
             codes.append("422")
         for code in codes:
             responses[code] = {

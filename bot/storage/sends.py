@@ -2,6 +2,7 @@
 
 A send is named by a logical key (e.g. "fallback:<webhookEventId>"); whoever sends it again after
 a crash or a retry reuses the same retry key, so LINE accepts it once and answers 409 after that.
+A send to one person stores their LINE user id (indexed), so 「データを削除」 finds it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import re
 import uuid
 from datetime import datetime, timedelta
 
+from pymongo import IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from bot.storage.base import Store
@@ -24,10 +26,16 @@ KEEP_SENDS = timedelta(days=2)
 class Sends(Store):
     collection_name = "sends"
     expires = True
-    personal_data = True  # some logical keys name the person (e.g. "gomi-reminder:<user>:…")
+    personal_data = True  # pushes name their recipient
 
-    async def retry_key(self, logical_key: str, now: datetime) -> tuple[str, datetime, str]:
-        """The retry key for this send (created on first call): key, first-seen time, status."""
+    def indexes(self) -> list[IndexModel]:
+        return [IndexModel("user_id", name="user_id")]
+
+    async def retry_key(
+        self, logical_key: str, now: datetime, user_id: str = ""
+    ) -> tuple[str, datetime, str]:
+        """The retry key for this send (created on first call): key, first-seen time, status.
+        `user_id`: the one recipient of a push ("" for multicasts and broadcasts)."""
         doc = await self.col.find_one({"_id": logical_key})
         if doc is None:
             fresh: Document = {
@@ -37,6 +45,8 @@ class Sends(Store):
                 "created_at": now,
                 "expires_at": now + KEEP_SENDS,
             }
+            if user_id:
+                fresh["user_id"] = user_id
             try:
                 await self.col.insert_one(fresh)
                 doc = fresh
@@ -53,8 +63,13 @@ class Sends(Store):
         )
 
     async def delete_for_user(self, user_id: str) -> int:
-        """The sends whose logical key names the person (a LINE user id is unique text)."""
+        """The person's sends: by the stored user id; and among the few sends without one
+        (multicasts, broadcasts, and sends stored before the field existed; matched through the
+        index as null), those whose logical key names the person."""
         if not user_id:
             return 0
-        result = await self.col.delete_many({"_id": {"$regex": re.escape(user_id)}})
-        return result.deleted_count
+        result = await self.col.delete_many({"user_id": user_id})
+        legacy = await self.col.delete_many(
+            {"user_id": None, "_id": {"$regex": f"(^|:){re.escape(user_id)}(:|$)"}}
+        )
+        return result.deleted_count + legacy.deleted_count

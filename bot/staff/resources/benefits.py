@@ -159,6 +159,7 @@ def _own_place(call: Call) -> str:
 
 
 def _benefit_id(call: Call) -> str:
+    """The id of a benefit being saved; looking one up takes any id (a malformed one is 404)."""
     benefit_id = call.param("benefit_id")
     if not BENEFIT_ID.fullmatch(benefit_id):
         raise ApiError(
@@ -229,7 +230,7 @@ async def list_benefits(call: Call) -> BenefitList:
     "/benefits/{benefit_id}", response=BenefitOut, role=Role.VIEWER, summary="特典を1件取得"
 )
 async def get_benefit(call: Call) -> BenefitOut:
-    stored = await call.storage.benefits.get(_own_place(call), _benefit_id(call))
+    stored = await call.storage.benefits.get(_own_place(call), call.param("benefit_id"))
     if stored is None:
         raise not_found()
     return await _out(call, stored)
@@ -248,7 +249,7 @@ async def put_benefit(call: Call, body: BenefitIn) -> BenefitOut:
 
 @routes.delete("/benefits/{benefit_id}", role=Role.EDITOR, summary="特典を削除")
 async def delete_benefit(call: Call) -> None:
-    benefit_id = _benefit_id(call)
+    benefit_id = call.param("benefit_id")
     if not await call.storage.benefits.remove(_own_place(call), benefit_id):
         raise not_found()
     await call.audit(Action.BENEFIT_REMOVED, benefit_id)
@@ -261,7 +262,7 @@ async def delete_benefit(call: Call) -> None:
     summary="特典を公開（対象の登録者に1回だけお知らせ）",
 )
 async def publish_benefit(call: Call) -> BenefitOut:
-    benefit_id = _benefit_id(call)
+    benefit_id = call.param("benefit_id")
     stored = await call.storage.benefits.publish(_own_place(call), benefit_id, call.now())
     if stored is None:
         raise not_found()
@@ -276,7 +277,7 @@ async def publish_benefit(call: Call) -> BenefitOut:
     summary="特典を非公開にする",
 )
 async def unpublish_benefit(call: Call) -> BenefitOut:
-    benefit_id = _benefit_id(call)
+    benefit_id = call.param("benefit_id")
     stored = await call.storage.benefits.unpublish(_own_place(call), benefit_id, call.now())
     if stored is None:
         raise not_found()

@@ -142,7 +142,7 @@ async def put_question(call: Call, body: QuestionIn) -> QuestionOut:
 
 @routes.delete("/questions/{question_id}", role=Role.EDITOR, summary="独自の質問を削除")
 async def delete_question(call: Call) -> None:
-    question_id = _question_id(call)
+    question_id = call.param("question_id")  # a malformed id names nothing: 404, as documented
     if not await call.storage.questions.remove(_own_place(call), question_id):
         raise not_found()
     await call.audit(Action.QUESTION_REMOVED, question_id)
