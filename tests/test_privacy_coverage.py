@@ -115,6 +115,12 @@ async def fill(storage: Storage, clock: Clock, user_id: str) -> None:
     await storage.stays.add(user_id, Stay("042056", date(2030, 1, 5), date(2030, 1, 6)), now)
     await storage.preferences.set(user_id, "040002", Topic.NEWS, True, now)
     await storage.benefit_notices.claim("042056:privacy-test", user_id, "batch-privacy", now)
+    seq = uuid.uuid4().int % 10**6  # news batches hold the people they go to; caps count pushes
+    news_run = "privacy-news:1"
+    assert await storage.news_batches.insert_planned(
+        news_run, "privacy-news", "042056", seq, [user_id], now, now
+    )
+    assert await storage.news_caps.claim([user_id], "2030-01-05", 3, f"{news_run}:{seq}", now)
     fan_club = Program("privacy-fanclub", "042056", "気仙沼ファンクラブ", "KF-NNNNN")
     number = f"KF-{uuid.uuid4().int % 100000:05d}"
     assert (await storage.program_links.link(fan_club, user_id, number, now)).result == "linked"

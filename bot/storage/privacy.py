@@ -24,6 +24,7 @@ from bot.storage.events import InboundEvents
 from bot.storage.garbage import GarbageCalendars
 from bot.storage.leases import Leases
 from bot.storage.municipalities import Municipalities
+from bot.storage.news import NewsItems, NewsRuns
 from bot.storage.programs import ProgramMembers, Programs
 from bot.storage.questions import MunicipalityQuestions
 from bot.storage.registrants import Registrants
@@ -58,7 +59,10 @@ NO_PERSONAL_DATA: dict[type[Store], str] = {
         "runs under it) and is released right after; a dead process's lease expires within a "
         "minute and the cleanup job removes it"
     ),
-    StaffAccounts: "municipality staff, not residents",
+    StaffAccounts: (
+        "municipality staff, not residents; a staff member's own LINE user id (linked for test "
+        "sends of news) is removed by `delete_person`"
+    ),
     StaffSessions: "municipality staff, not residents",
     ApiKeys: "municipality staff, not residents",
     LoginThrottle: "staff login attempts",
@@ -69,6 +73,8 @@ NO_PERSONAL_DATA: dict[type[Store], str] = {
     Programs: "municipalities' fan-club programs",
     ProgramMembers: "member lists staff imported (member numbers, names); no LINE user id",
     GarbageCalendars: "municipalities' garbage calendars",
+    NewsItems: "the news municipalities write (the recipients are in news_batches)",
+    NewsRuns: "one document per delivery run of a news item; names nobody",
 }
 
 
@@ -91,6 +97,8 @@ def personal_stores(storage: Storage) -> list[Store]:
         storage.renewal_decisions,
         storage.preferences,
         storage.benefit_notices,  # who was told about which benefit
+        storage.news_batches,  # who is (or was) to receive which news
+        storage.news_caps,  # the daily news cap slots they hold
         storage.program_links,  # member numbers the resident linked
         storage.stays,  # with reminder settings and the reminders sent
         storage.conversations,
@@ -115,6 +123,10 @@ async def delete_person(storage: Storage, user_id: str, *, handling: str = "") -
         else:
             count = await _personal(store).delete_for_user(user_id)
         removed[store.collection_name] = removed.get(store.collection_name, 0) + count
+    # A staff member's own LINE account, linked for test sends of news, is forgotten too.
+    unlinked = await storage.staff_accounts.unlink_line_user(user_id)
+    if unlinked:
+        removed[storage.staff_accounts.collection_name] = unlinked
     log.info("personal data deleted", extra={"removed": removed})
     return removed
 
