@@ -58,6 +58,17 @@ def db_name(mongo_uri: str) -> Iterator[str]:
     client.close()
 
 
+@pytest.fixture
+def own_db_name(mongo_uri: str, db_name: str) -> Iterator[str]:
+    """A database for one test alone, dropped afterwards: for tests that change shared settings
+    at random (schema fuzzing) or need a set-up no earlier test touched."""
+    name = f"{db_name}_{uuid.uuid4().hex[:6]}"
+    yield name
+    client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(mongo_uri)
+    client.drop_database(name)
+    client.close()
+
+
 def make_env(mongo_uri: str, db_name: str, **overrides: str) -> dict[str, str]:
     env = {
         "LINE_CHANNEL_SECRET": secrets.token_hex(16),

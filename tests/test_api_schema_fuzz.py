@@ -98,8 +98,9 @@ def fuzz(document: dict[str, Any], base_url: str, headers: dict[str, str], tally
 
 
 @pytest.fixture
-async def site(mongo_uri: str, db_name: str) -> AsyncIterator[Site]:
-    async with open_site(mongo_uri, db_name) as s:
+async def site(mongo_uri: str, own_db_name: str) -> AsyncIterator[Site]:
+    # Its own database: the generated writes change municipalities' settings at random.
+    async with open_site(mongo_uri, own_db_name) as s:
         yield s
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import pymongo
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
@@ -25,11 +24,10 @@ PLACE = "172014"  # 石川県金沢市: no other test registers there
 
 
 @pytest.fixture
-async def site(mongo_uri: str, db_name: str) -> AsyncIterator[Site]:
+async def site(mongo_uri: str, own_db_name: str) -> AsyncIterator[Site]:
     # A database of its own: rich-menu set-up left by earlier tests' apps must not delay it.
-    async with open_premium_site(mongo_uri, f"{db_name}_console") as s:
+    async with open_premium_site(mongo_uri, own_db_name) as s:
         yield s
-    pymongo.MongoClient(mongo_uri).drop_database(f"{db_name}_console")
 
 
 @pytest.fixture
