@@ -39,8 +39,9 @@ XSS = "</script><img src=x onerror=alert(1)>"
 
 
 @pytest.fixture
-async def site(mongo_uri: str, db_name: str) -> AsyncIterator[Site]:
-    async with open_site(mongo_uri, db_name) as s:
+async def site(mongo_uri: str, own_db_name: str) -> AsyncIterator[Site]:
+    # Its own database: the objects it makes for two municipalities must not show in other tests.
+    async with open_site(mongo_uri, own_db_name) as s:
         yield s
 
 
