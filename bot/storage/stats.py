@@ -367,7 +367,13 @@ class Stats(Store):
         wanted = list(dict.fromkeys(scopes))
         ids = [doc_id for scope in wanted for doc_id in self._shard_ids(scope)]
         totals: dict[str, dict[str, int]] = {scope: {} for scope in wanted}
-        async for doc in self.col.find({"_id": {"$in": ids}}):
+        # One read by `_id` per shard document: FerretDB 1.24 answers `_id` equality from its
+        # index but an `$in` by reading every counter document (measured: 10× slower at a
+        # million registrations); MongoDB serves both from the index.
+        docs = await asyncio.gather(*(self.col.find_one({"_id": doc_id}) for doc_id in ids))
+        for doc in docs:
+            if doc is None:
+                continue
             scope = str(doc.get("scope") or str(doc["_id"]).rsplit("#", 1)[0])
             if scope in totals:
                 add_fields(totals[scope], doc.get("c") or {})

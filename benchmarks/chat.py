@@ -1,0 +1,175 @@
+"""Chat turn: users of the LINE emulator send text; how many turns a second, and how long from
+the webhook to the reply reaching the emulator, at 1, 10 and 100 concurrent users.
+
+Each simulated user loops: `POST /_emulator/users/{id}/text` (the emulator signs the webhook and
+POSTs it to the bot), then waits on its inbox for the reply; the latency is the emulator's
+delivery time of the first reply message minus the moment the text was sent. The same load runs
+against the baseline (`benchmarks.echo_bot`, the SDK's aiohttp echo example) and against ours
+(`python -m bot serve` with its database), each behind a fresh emulator process.
+
+Targets: our throughput ≥ 0.5× the baseline's and our p99 ≤ 3× the baseline's, at each
+concurrency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from benchmarks.common import Emulator, Row, Run, emulator, percentile, serve, verdict, wait_http
+from bot.devdb import free_port
+
+NAME = "chat"
+TEXT = "ヘルプ"  # a whole turn of ours: webhook, queue, lease, dialog interrupt, template, reply
+
+
+@dataclass
+class Load:
+    turns: int
+    seconds: float
+    latencies: list[float]  # seconds
+    errors: int
+
+    @property
+    def rate(self) -> float:
+        return self.turns / self.seconds if self.seconds else 0.0
+
+    def ms(self, p: float) -> float:
+        return percentile(self.latencies, p) * 1000
+
+
+async def turn(emu: Emulator, user_id: str, seq: int) -> tuple[float, int]:
+    """One text and its reply: (latency in seconds, the inbox position after it)."""
+    sent = time.time()
+    result = await emu.call("POST", f"/_emulator/users/{user_id}/text", {"text": TEXT})
+    if result["status"] != 200:
+        raise RuntimeError(f"webhook answered {result['status']}")
+    while True:
+        inbox = await emu.call("GET", f"/_emulator/users/{user_id}/inbox?after={seq}&wait=30")
+        entries = inbox["messages"]
+        if not entries:
+            raise RuntimeError("no reply within 30 s")
+        seq = int(entries[-1]["seq"])
+        for entry in entries:
+            # Older entries are late replies to an earlier turn that timed out.
+            arrived = datetime.fromisoformat(entry["at"].replace("Z", "+00:00")).timestamp()
+            if arrived >= sent:
+                return arrived - sent, seq
+
+
+async def drive(emu: Emulator, users: list[str], seconds: float) -> Load:
+    """Every user in a closed loop for `seconds`."""
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.monotonic() + seconds
+    seqs = {user: 0 for user in users}
+
+    async def loop(user: str) -> None:
+        nonlocal errors
+        while time.monotonic() < deadline:
+            try:
+                latency, seqs[user] = await turn(emu, user, seqs[user])
+                latencies.append(latency)
+            except (RuntimeError, TimeoutError):
+                errors += 1
+
+    started = time.monotonic()
+    await asyncio.gather(*(loop(user) for user in users))
+    return Load(len(latencies), time.monotonic() - started, latencies, errors)
+
+
+@asynccontextmanager
+async def baseline(run: Run) -> AsyncIterator[tuple[Emulator, subprocess.Popen[bytes]]]:
+    """The echo bot behind its own emulator: (emulator, bot process)."""
+    port = free_port()
+    async with emulator(run, "chat-baseline", f"http://127.0.0.1:{port}/callback") as emu:
+        proc = run.spawn(
+            "echo-bot",
+            ["-m", "benchmarks.echo_bot", "--port", str(port)],
+            run.env("unused", emu.url, f"http://127.0.0.1:{port}"),
+        )
+        try:
+            await wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
+            yield emu, proc
+        finally:
+            await run.stop(proc)
+
+
+@asynccontextmanager
+async def ours(run: Run, db: str) -> AsyncIterator[tuple[Emulator, subprocess.Popen[bytes]]]:
+    """`python -m bot serve` behind its own emulator: (emulator, web process)."""
+    port = free_port()
+    async with emulator(run, "chat-ours", f"http://127.0.0.1:{port}/callback") as emu:
+        proc = await serve(run, f"web-{db}", db, emu.url, port)
+        try:
+            yield emu, proc
+        finally:
+            await run.stop(proc)
+
+
+async def friends(emu: Emulator, count: int) -> list[str]:
+    """`count` users who have added the account (the greeting is part of no measurement)."""
+    users = [await emu.user(f"利用者{i}") for i in range(count)]
+    for user in users:
+        await emu.call("POST", f"/_emulator/users/{user}/follow")
+    return users
+
+
+async def measure(emu: Emulator, levels: list[int], seconds: float) -> dict[int, Load]:
+    users = await friends(emu, max(levels))
+    await drive(emu, users[: min(10, len(users))], min(3.0, seconds))  # warm-up
+    return {level: await drive(emu, users[:level], seconds) for level in levels}
+
+
+async def run(run: Run) -> list[Row]:
+    levels = [1, 10, 100]
+    seconds = 5.0 if run.quick else 20.0
+    async with baseline(run) as (emu, _):
+        base = await measure(emu, levels, seconds)
+    async with ours(run, "bench_chat") as (emu, _):
+        mine = await measure(emu, levels, seconds)
+    rows: list[Row] = []
+    for level in levels:
+        b, o = base[level], mine[level]
+        rows.append(
+            Row(
+                NAME,
+                "baseline (SDK echo)",
+                f"{level} users",
+                {
+                    "events/s": b.rate,
+                    "p50 ms": b.ms(50),
+                    "p99 ms": b.ms(99),
+                    "turns": b.turns,
+                    "errors": b.errors,
+                },
+            )
+        )
+        throughput, tail = (
+            o.rate / b.rate if b.rate else 0.0,
+            o.ms(99) / b.ms(99) if b.ms(99) else 0.0,
+        )
+        rows.append(
+            Row(
+                NAME,
+                "ours",
+                f"{level} users",
+                {
+                    "events/s": o.rate,
+                    "p50 ms": o.ms(50),
+                    "p99 ms": o.ms(99),
+                    "turns": o.turns,
+                    "errors": o.errors,
+                    "x throughput": throughput,
+                    "x p99": tail,
+                },
+                "≥0.5× events/s, ≤3× p99",
+                verdict(throughput >= 0.5 and tail <= 3 and o.errors == 0),
+            )
+        )
+    return rows
