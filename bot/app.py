@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -14,7 +15,7 @@ from aiohttp import web
 from bot.clock import Clock
 from bot.line.client import RetryPolicy
 from bot.line.webhook import CHANNEL_SECRET, PIPELINE, callback
-from bot.logs import request_id
+from bot.logs import path_for_log, request_id
 from bot.services import HandlerFactory, Services, make_pipeline, open_services
 from bot.settings import Settings
 from bot.storage import Storage
@@ -27,6 +28,9 @@ CLOCK = web.AppKey("clock", Clock)
 SERVICES = web.AppKey("services", Services)
 
 SHUTDOWN_TIMEOUT_S = 30.0
+# How long shutdown waits for events being handled; the rest stay pending for the sweep (a
+# database outage would otherwise hold the process until the outage ends).
+DRAIN_TIMEOUT_S = 10.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -52,7 +56,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             "request",
             extra={
                 "method": request.method,
-                "path": request.path,
+                "path": path_for_log(request.path),
                 "status": status,
                 "ms": round((time.perf_counter() - started) * 1000, 1),
             },
@@ -78,19 +82,27 @@ def services_context(
         async with open_services(settings, clock, policy) as services:
             app[SERVICES] = services
             app[STORAGE] = services.storage
-            app[PIPELINE] = make_pipeline(services, handler_factory)
+            app[PIPELINE] = pipeline = make_pipeline(services, handler_factory)
             services.richmenus.start()
+            # Every web process sweeps: events of a process that died get handled even
+            # when LINE does not redeliver them.
+            sweeper = asyncio.create_task(pipeline.sweep_forever())
             try:
                 yield
             finally:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
                 await services.richmenus.stop()
 
     return ctx
 
 
 async def finish_events(app: web.Application) -> None:
-    """On shutdown, let events already accepted be handled before clients close."""
-    await app[PIPELINE].drain()
+    """On shutdown, let events already accepted be handled before clients close, for a while."""
+    left = await app[PIPELINE].drain(DRAIN_TIMEOUT_S)
+    if left:
+        log.warning("shutdown: users' events left pending for the sweep", extra={"users": left})
 
 
 def create_app(

@@ -50,8 +50,11 @@ def _webhook_client(
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         async with aiohttp.ClientSession() as session:
-            app[WEBHOOKS] = Webhooks(state, session, timeout)
-            yield
+            app[WEBHOOKS] = webhooks = Webhooks(state, session, timeout)
+            try:
+                yield
+            finally:
+                await webhooks.close()
 
     return ctx
 

@@ -293,6 +293,10 @@ async def add_fault(request: web.Request) -> web.Response:
     return web.json_response({"faults": state.faults.pending()})
 
 
+async def list_faults(request: web.Request) -> web.Response:
+    return web.json_response({"faults": request.app[STATE].faults.pending()})
+
+
 async def clear_faults(request: web.Request) -> web.Response:
     request.app[STATE].faults.clear()
     return web.json_response({"faults": []})
@@ -365,6 +369,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/_emulator/users/{userId}/richmenu", user_rich_menu)
     router.add_get("/_emulator/richmenus/{richMenuId}/image", rich_menu_image)
     router.add_post("/_emulator/faults", add_fault)
+    router.add_get("/_emulator/faults", list_faults)
     router.add_delete("/_emulator/faults", clear_faults)
     router.add_post("/_emulator/config", configure)
     router.add_get("/_emulator/stats", stats)

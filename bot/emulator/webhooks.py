@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -49,6 +50,15 @@ def message_event(state: EmulatorState, user: User, content: dict[str, Any]) -> 
     return new_event(state, "message", user, message=message)
 
 
+# LINE redelivers an event the bot did not accept (non-2xx or no answer) with growing delays;
+# the emulator keeps the pattern on a shorter scale so tests see the recovery.
+REDELIVERY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0, 8.0, 8.0, 8.0)
+
+
+def accepted(status: int) -> bool:
+    return 200 <= status < 300
+
+
 class Webhooks:
     """Sends events to the bot's webhook URL and records every delivery."""
 
@@ -56,14 +66,34 @@ class Webhooks:
         self.state = state
         self.session = session
         self.timeout = timeout
+        self.redeliveries: set[asyncio.Task[None]] = set()
 
     async def dispatch(self, event: dict[str, Any]) -> int:
-        """Deliver a new event (twice when redelivery is on); the bot's first HTTP status."""
+        """Deliver a new event; the bot's first HTTP status.
+
+        With redelivery on, every event is sent a second time at once (LINE may deliver twice),
+        and an event the bot did not accept is redelivered later until it is.
+        """
         self.state.keep_event(event)
         status = await self.send(event, is_redelivery=False)
         if self.state.redeliver:
-            await self.send(event, is_redelivery=True)
+            again = await self.send(event, is_redelivery=True)
+            if not accepted(status) and not accepted(again):
+                task = asyncio.create_task(self._redeliver_later(event))
+                self.redeliveries.add(task)
+                task.add_done_callback(self.redeliveries.discard)
         return status
+
+    async def _redeliver_later(self, event: dict[str, Any]) -> None:
+        for delay in REDELIVERY_DELAYS_S:
+            await asyncio.sleep(delay)
+            if not self.state.redeliver or accepted(await self.send(event, is_redelivery=True)):
+                return
+
+    async def close(self) -> None:
+        for task in list(self.redeliveries):
+            task.cancel()
+        await asyncio.gather(*self.redeliveries, return_exceptions=True)
 
     async def send(self, event: dict[str, Any], *, is_redelivery: bool) -> int:
         """POST one event, signed; the bot's HTTP status, or 0 when it could not be reached."""

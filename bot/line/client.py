@@ -89,12 +89,25 @@ class LineClient:
         self.policy = policy or RetryPolicy()
 
     async def reply(
-        self, reply_token: str | None, user_id: str, messages: Sequence[Message], logical_key: str
+        self,
+        reply_token: str | None,
+        user_id: str,
+        messages: Sequence[Message],
+        logical_key: str,
+        *,
+        push_fallback: bool = True,
     ) -> None:
-        """Answer an event: by reply token when it still works, else by push."""
+        """Answer an event: by reply token when it still works, else by push.
+
+        Without `push_fallback` a spent token means the answer went out already (an earlier
+        attempt used it), so nothing more is sent.
+        """
         if reply_token and await self._reply(reply_token, messages):
             return
-        await self.push(user_id, messages, logical_key)
+        if push_fallback or not reply_token:
+            # A reply's send is named by its event, deleted with the person: it keeps no
+            # user id, also when the reply to 「すべて削除する」 goes out after the deletion.
+            await self.push(user_id, messages, logical_key, keep_recipient=False)
 
     async def _reply(self, reply_token: str, messages: Sequence[Message]) -> bool:
         """True when the reply was delivered (or probably was); False to fall back to push."""
@@ -123,8 +136,17 @@ class LineClient:
                 await self._pause("reply", attempt, 0, None, error=type(exc).__name__)
         return uncertain  # retries exhausted: push only if nothing can have gone out
 
-    async def push(self, user_id: str, messages: Sequence[Message], logical_key: str) -> bool:
-        """Push to one user exactly once per logical key; False when the user has blocked us."""
+    async def push(
+        self,
+        user_id: str,
+        messages: Sequence[Message],
+        logical_key: str,
+        *,
+        keep_recipient: bool = True,
+    ) -> bool:
+        """Push to one user exactly once per logical key; False when the user has blocked us.
+        The send's record keeps the user id (for 「データを削除」) unless `keep_recipient` is
+        False."""
         if await self.users.is_blocked(user_id):
             return False
         request = PushMessageRequest(to=user_id, messages=list(messages))
@@ -134,6 +156,7 @@ class LineClient:
             lambda key, t: self.api.push_message_with_http_info(
                 request, x_line_retry_key=key, _request_timeout=t
             ),
+            user_id=user_id if keep_recipient else "",
         )
         return True
 
@@ -184,9 +207,10 @@ class LineClient:
         endpoint: str,
         logical_key: str,
         call: Callable[[str, float], Awaitable[ApiResponse]],
+        user_id: str = "",
     ) -> None:
         now = self.clock.now()
-        retry_key, first_seen, status = await self.sends.retry_key(logical_key, now)
+        retry_key, first_seen, status = await self.sends.retry_key(logical_key, now, user_id)
         if status == "sent":
             return
         if now - first_seen > RETRY_KEY_WINDOW:

@@ -2,20 +2,32 @@
 
 The web process stores every event (the unique `webhookEventId` makes redeliveries no-ops),
 answers LINE, then handles the user's pending events in the background under a per-user lease,
-so two web processes never handle one user's events at once or out of order. The worker sweeps
+so two web processes never handle one user's events at once or out of order. A sweep picks up
 events left pending by a process that died.
+
+Exactly once across faults (docs/RELIABILITY.md):
+- the database away mid-way: the user's queue is retried in this process, with the same lease
+  owner, once the database answers; the event is not marked failed;
+- a turn is not run twice: before handling, the user's conversation version is stored on the
+  event; an event found with a stored version older than the current one was committed by an
+  earlier attempt, so it is finished without running the handler again;
+- a reply is not sent twice: the event records how many replies were about to go out before
+  each is sent; an attempt after an interrupted one resends those only by the same reply token
+  or under the same push retry key, which LINE accepts once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from linebot.v3.messaging import Message
+from pymongo.errors import PyMongoError
 
 from bot.clock import Clock
 from bot.line.client import LineClient
@@ -24,9 +36,16 @@ from bot.storage import Storage
 
 log = logging.getLogger("bot.pipeline")
 
-LEASE_TTL = timedelta(seconds=60)
+# The holder renews its lease while a handler runs (every third of the TTL), so the TTL only
+# bounds how long a dead process's users wait before someone else takes their queue.
+LEASE_TTL = timedelta(seconds=30)
 # A pending event older than this whose user has no live lease was abandoned by a dead process.
 STALE_AFTER = timedelta(seconds=30)
+# While the database is away, a user's queue is retried with these pauses, then left to the sweep.
+DB_RETRY_FIRST_S = 0.5
+DB_RETRY_MAX_S = 4.0
+DB_RETRY_FOR_S = 120.0
+SWEEP_INTERVAL_S = 10.0
 
 _MESSAGE_KINDS: dict[str, Kind] = {
     "text": "text",
@@ -56,11 +75,11 @@ def to_incoming(event: dict[str, Any]) -> Incoming | None:
     base: dict[str, Any] = {
         "user_id": user_id,
         "event_id": str(event.get("webhookEventId", "")),
-        "timestamp": datetime.fromtimestamp(_int(event.get("timestamp")) / 1000, UTC),
+        "timestamp": _when(event.get("timestamp")),
     }
     kind = event.get("type")
     if kind == "message":
-        message = event.get("message") or {}
+        message = _dict(event.get("message"))
         mkind = _MESSAGE_KINDS.get(str(message.get("type")), "other")
         if mkind == "text":
             return Incoming(kind="text", text=str(message.get("text", "")), **base)
@@ -70,16 +89,16 @@ def to_incoming(event: dict[str, Any]) -> Incoming | None:
             return Incoming(kind="location", location=_location(message), **base)
         return Incoming(kind=mkind, **base)
     if kind == "postback":
-        postback = event.get("postback") or {}
-        params = postback.get("params") or {}
+        postback = _dict(event.get("postback"))
+        params = _dict(postback.get("params"))
         return Incoming(
             kind="postback",
             data=str(postback.get("data", "")),
-            params={str(k): str(v) for k, v in params.items()} if isinstance(params, dict) else {},
+            params={str(k): str(v) for k, v in params.items()},
             **base,
         )
     if kind == "follow":
-        follow = event.get("follow") or {}
+        follow = _dict(event.get("follow"))
         return Incoming(kind="follow", is_unblocked=bool(follow.get("isUnblocked")), **base)
     if kind == "unfollow":
         return Incoming(kind="unfollow", **base)
@@ -88,6 +107,19 @@ def to_incoming(event: dict[str, Any]) -> Incoming | None:
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """A part of an event that should be an object; {} when LINE (or anyone) sent otherwise."""
+    return value if isinstance(value, dict) else {}
+
+
+def _when(value: Any) -> datetime:
+    """An event's timestamp (ms); the epoch when it is none a clock can show."""
+    try:
+        return datetime.fromtimestamp(_int(value) / 1000, UTC)
+    except (OverflowError, ValueError, OSError):
+        return datetime.fromtimestamp(0, UTC)
 
 
 def _location(message: dict[str, Any]) -> Location | None:
@@ -111,11 +143,14 @@ class Pipeline:
         self.handler = handler
         self.clock = clock
         self.tasks: set[asyncio.Task[None]] = set()
+        # Replies a turn produced but could not record (database away), by event: sent when a
+        # retry finds the turn committed, so the resident still gets the answer once.
+        self._unsent: dict[str, dict[int, Sequence[Message]]] = {}
 
-    async def accept(self, events: Sequence[Any]) -> list[str]:
-        """Store new events; the users whose queues now need handling. Raises on database errors."""
+    async def accept(self, events: Sequence[Any], users: list[str]) -> None:
+        """Store new events; `users` gets the users whose queues need handling, also when a
+        database error (raised) stops it part way."""
         now = self.clock.now()
-        users: list[str] = []
         # Stored in time order: a task already handling this user may pick each one up at once.
         for event in sorted(
             events, key=lambda e: _int(e.get("timestamp")) if isinstance(e, dict) else 0
@@ -127,87 +162,200 @@ class Pipeline:
             if user_key is None:
                 log.info("event without a source ignored", extra={"type": _type(event)})
                 continue
-            if await self.storage.inbound_events.add(event, user_key, now):
-                if user_key not in users:
-                    users.append(user_key)
+            try:
+                stored = await self.storage.inbound_events.add(event, user_key, now)
+            except PyMongoError:
+                # A timeout may come after the insert went through: look for it anyway.
+                users.append(user_key)
+                raise
+            if stored:
+                users.append(user_key)
             else:
                 log.info("duplicate event ignored", extra={"event_id": event["webhookEventId"]})
-        return users
+                if _is_redelivery(event):
+                    # Stored by a delivery that then failed (or whose process died): it may
+                    # still be pending, and this redelivery is the moment to pick it up.
+                    users.append(user_key)
 
     def schedule(self, user_keys: Sequence[str]) -> None:
-        for user_key in user_keys:
+        for user_key in dict.fromkeys(user_keys):
             task = asyncio.create_task(self.process_user(user_key))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
-    async def drain(self) -> None:
-        """Wait for the events being handled (graceful shutdown)."""
+    async def drain(self, timeout: float | None = None) -> int:
+        """Wait for the events being handled (graceful shutdown); the tasks still running after
+        `timeout` are cancelled and counted: their events stay pending for the sweep."""
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
         while self.tasks:
-            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+            remaining = None if deadline is None else deadline - asyncio.get_running_loop().time()
+            if remaining is not None and remaining <= 0:
+                break
+            await asyncio.wait(list(self.tasks), timeout=remaining)
+        left = list(self.tasks)
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
+        return len(left)
 
     async def process_user(self, user_key: str) -> None:
         # Each call holds the lease under its own name, so two tasks of one process exclude
-        # each other just as two processes do.
+        # each other just as two processes do. The name survives database outages: once the
+        # database is back, this task renews its own lease and goes on where it stopped.
         owner = uuid.uuid4().hex
-        leases = self.storage.leases
-        try:
-            while await leases.acquire(user_key, owner, self.clock.now(), LEASE_TTL):
-                try:
-                    while event := await self.storage.inbound_events.next_pending(user_key):
-                        if not await leases.acquire(user_key, owner, self.clock.now(), LEASE_TTL):
-                            return  # our lease ran out and another process took the queue
-                        await self._handle(event)
-                finally:
-                    await leases.release(user_key, owner)
-                # An event stored while we released the lease is ours to pick up: its sender
-                # saw our lease and left it to us.
-                if await self.storage.inbound_events.next_pending(user_key) is None:
+        delay = DB_RETRY_FIRST_S
+        gave_up_at = asyncio.get_running_loop().time() + DB_RETRY_FOR_S
+        while True:
+            try:
+                await self._drain_user(user_key, owner)
+                return
+            except PyMongoError as exc:
+                if asyncio.get_running_loop().time() >= gave_up_at:
+                    log.error("database away too long; the sweep will retry the user's events")
                     return
-        except Exception:
-            log.exception("handling a user's events failed; the worker will retry")
+                log.warning(
+                    "database away while handling events; retrying",
+                    extra={"error": type(exc).__name__, "delay_s": delay},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, DB_RETRY_MAX_S)
+            except Exception:
+                log.exception("handling a user's events failed; the sweep will retry")
+                return
+
+    async def _drain_user(self, user_key: str, owner: str) -> None:
+        leases = self.storage.leases
+        while await leases.acquire(user_key, owner, self.clock.now(), LEASE_TTL):
+            try:
+                while event := await self.storage.inbound_events.next_pending(user_key):
+                    if not await leases.acquire(user_key, owner, self.clock.now(), LEASE_TTL):
+                        return  # our lease ran out and another process took the queue
+                    async with self._renewing(user_key, owner):
+                        await self._handle(event)
+            finally:
+                await leases.release(user_key, owner)
+            # An event stored while we released the lease is ours to pick up: its sender
+            # saw our lease and left it to us.
+            if await self.storage.inbound_events.next_pending(user_key) is None:
+                return
+
+    @contextlib.asynccontextmanager
+    async def _renewing(self, user_key: str, owner: str) -> AsyncIterator[None]:
+        """Keep the lease alive while a handler runs (LINE retries can take a while)."""
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(LEASE_TTL.total_seconds() / 3)
+                with contextlib.suppress(PyMongoError):
+                    await self.storage.leases.acquire(user_key, owner, self.clock.now(), LEASE_TTL)
+
+        task = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _handle(self, stored: dict[str, Any]) -> None:
         event_id = str(stored["_id"])
-        event: dict[str, Any] = stored.get("event") or {}
+        event = self.storage.inbound_events.event_of(stored)
+        events = self.storage.inbound_events
         if event.get("mode") == "standby":
-            await self.storage.inbound_events.finish(event_id, "skipped", self.clock.now())
+            await events.finish(event_id, "skipped", self.clock.now())
             return
         incoming = to_incoming(event)
         if incoming is None:
             log.info("event type not handled", extra={"event_id": event_id, "type": _type(event)})
-            await self.storage.inbound_events.finish(event_id, "ignored", self.clock.now())
+            await events.finish(event_id, "ignored", self.clock.now())
             return
+        version = (await self.storage.conversations.load(incoming.user_id)).version
+        earlier = stored.get("attempt_version")
+        tried = _int(stored.get("replies_tried"))
+        if isinstance(earlier, int) and version > earlier:
+            # An earlier attempt committed this turn, then lost the database or its process:
+            # running it again would apply it twice. Send what it could not, if we know it.
+            log.warning("event committed by an earlier attempt", extra={"event_id": event_id})
+            for n, messages in sorted(self._unsent.pop(event_id, {}).items()):
+                await self._send_reply(stored, incoming.user_id, n, messages, n <= tried)
+            await events.finish(event_id, "done", self.clock.now())
+            return
+        if earlier is None:
+            await events.mark_attempt(event_id, version)
         replies = 0
-        reply_token = event.get("replyToken") if isinstance(event.get("replyToken"), str) else None
+        self._unsent.pop(event_id, None)
 
         async def reply(messages: Sequence[Message]) -> None:
             nonlocal replies
             replies += 1
-            await self.line.reply(
-                reply_token if replies == 1 else None,
-                incoming.user_id,
-                messages,
-                logical_key=f"reply:{event_id}:{replies}",
-            )
+            await self._send_reply(stored, incoming.user_id, replies, messages, replies <= tried)
 
         try:
             await self.handler(incoming, reply)
+        except PyMongoError:
+            raise  # not the handler's fault: the event stays pending and is retried
         except Exception as exc:
             log.exception("event handler failed", extra={"event_id": event_id})
-            await self.storage.inbound_events.finish(
-                event_id, "failed", self.clock.now(), type(exc).__name__
-            )
+            await events.finish(event_id, "failed", self.clock.now(), type(exc).__name__)
             return
-        await self.storage.inbound_events.finish(event_id, "done", self.clock.now())
+        self._unsent.pop(event_id, None)
+        await events.finish(event_id, "done", self.clock.now())
+
+    async def _send_reply(
+        self,
+        stored: dict[str, Any],
+        user_id: str,
+        n: int,
+        messages: Sequence[Message],
+        tried: bool,
+    ) -> None:
+        """Reply number `n` to an event, at most once whatever happened to earlier attempts.
+
+        `tried`: an earlier attempt got as far as sending it (it may have gone out). Then only
+        ways LINE refuses twice are used: the same reply token (spent if it went out), or a push
+        under the retry key the earlier push stored.
+        """
+        event_id = str(stored["_id"])
+        if tried:
+            log.warning("reply tried by an interrupted attempt; resending once", extra={"n": n})
+        else:
+            try:
+                await self.storage.inbound_events.mark_reply(event_id, n)
+            except PyMongoError:
+                # Not sent: kept for a retry that finds this turn committed.
+                self._unsent.setdefault(event_id, {})[n] = messages
+                raise
+        token = self.storage.inbound_events.event_of(stored).get("replyToken")
+        await self.line.reply(
+            token if n == 1 and isinstance(token, str) else None,
+            user_id,
+            messages,
+            logical_key=f"reply:{event_id}:{n}",
+            push_fallback=not tried,
+        )
 
     async def sweep(self) -> int:
-        """Handle events left pending by a process that died (run by the worker)."""
+        """Start handling events left pending by a process that died (or gave up on the
+        database); the number of users. A user whose queue is still leased is left alone."""
         user_keys = await self.storage.inbound_events.stale_user_keys(
             self.clock.now() - STALE_AFTER
         )
-        for user_key in user_keys:
-            await self.process_user(user_key)
+        self.schedule(user_keys)
         return len(user_keys)
+
+    async def sweep_forever(self, interval: float = SWEEP_INTERVAL_S) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if found := await self.sweep():
+                    log.info("sweep found pending events", extra={"users": found})
+            except PyMongoError as exc:
+                log.warning("sweep skipped: database away", extra={"error": type(exc).__name__})
+
+
+def _is_redelivery(event: dict[str, Any]) -> bool:
+    context = event.get("deliveryContext")
+    return isinstance(context, dict) and context.get("isRedelivery") is True
 
 
 def _type(event: Any) -> str:

@@ -8,6 +8,7 @@ import hmac
 import json
 import logging
 
+import pymongo
 from aiohttp import web
 from pymongo.errors import PyMongoError
 
@@ -17,6 +18,8 @@ log = logging.getLogger("bot.webhook")
 
 PIPELINE = web.AppKey("pipeline", Pipeline)
 CHANNEL_SECRET = web.AppKey("channel_secret", bytes)
+# Time the webhook may spend storing events before it answers 503 (LINE waits about 2 s).
+STORE_TIMEOUT_S = 1.5
 
 
 def signature_ok(secret: bytes, body: bytes, signature: str) -> bool:
@@ -44,11 +47,17 @@ async def callback(request: web.Request) -> web.Response:
         log.warning("webhook rejected: malformed body", extra={"bytes": len(body)})
         return _error(400, "malformed webhook body")
     pipeline = request.app[PIPELINE]
+    users: list[str] = []
     try:
-        user_keys = await pipeline.accept(events)
-    except PyMongoError:
-        # Not stored means not handled: a 5xx makes LINE redeliver the events later.
-        log.exception("webhook not stored: database unavailable")
+        # Answer LINE within its ~2 s even when the database is away, so the answer is ours.
+        with pymongo.timeout(STORE_TIMEOUT_S):
+            await pipeline.accept(events, users)
+    except PyMongoError as exc:
+        # Not stored means not handled: a 5xx makes LINE redeliver the events later; events
+        # stored before the error are handled now and their redeliveries skipped.
+        log.warning("webhook not stored: database unavailable", extra={"error": type(exc).__name__})
         return _error(503, "temporarily unavailable")
-    pipeline.schedule(user_keys)
+    finally:
+        # Outside the timeout block: the handling tasks must not inherit its deadline.
+        pipeline.schedule(users)
     return web.json_response({})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,15 +31,20 @@ class InboundEvents(Store):
         ]
 
     async def add(self, event: dict[str, Any], user_key: str, now: datetime) -> bool:
-        """Store a new event; False when this `webhookEventId` was seen before."""
+        """Store a new event; False when this `webhookEventId` was seen before.
+
+        The event is kept as JSON text: a field LINE adds one day (a key with '.' or '$',
+        nested arrays, a number beyond 64 bits) must not make the database refuse the
+        event, or LINE would redeliver it, and everything after it, for ever."""
+        ts = event.get("timestamp")
         try:
             await self.col.insert_one(
                 {
                     "_id": event["webhookEventId"],
                     "user_key": user_key,
-                    "ts": int(event.get("timestamp") or 0),
+                    "ts": ts if type(ts) is int and -(2**63) <= ts < 2**63 else 0,
                     "type": str(event.get("type")),
-                    "event": event,
+                    "event": json.dumps(event, ensure_ascii=False),
                     "status": "pending",
                     "received_at": now,
                     "expires_at": now + KEEP_EVENTS,
@@ -48,11 +54,31 @@ class InboundEvents(Store):
             return False
         return True
 
+    @staticmethod
+    def event_of(stored: Document) -> dict[str, Any]:
+        """The LINE event of a stored document ({} once finished)."""
+        raw = stored.get("event")
+        if isinstance(raw, str):
+            event = json.loads(raw)
+            return event if isinstance(event, dict) else {}
+        return raw if isinstance(raw, dict) else {}  # stored before events were kept as text
+
     async def next_pending(self, user_key: str) -> Document | None:
         return await self.col.find_one(
             {"user_key": user_key, "status": "pending"},
             sort=[("ts", ASCENDING), ("received_at", ASCENDING), ("_id", ASCENDING)],
         )
+
+    async def mark_attempt(self, event_id: str, conversation_version: int) -> None:
+        """Remember the user's conversation version as handling starts: a later attempt that
+        finds a newer version knows this one committed the turn."""
+        await self.col.update_one(
+            {"_id": event_id}, {"$set": {"attempt_version": conversation_version}}
+        )
+
+    async def mark_reply(self, event_id: str, n: int) -> None:
+        """Remember that reply `n` to this event is about to be sent."""
+        await self.col.update_one({"_id": event_id}, {"$set": {"replies_tried": n}})
 
     async def finish(self, event_id: str, status: str, now: datetime, error: str = "") -> None:
         # The event body may hold what the resident typed: drop it once handled.
