@@ -67,7 +67,9 @@ async def test_ensure_indexes_twice_is_harmless(storage: Storage) -> None:
     await storage.ensure_indexes()
     await storage.ensure_indexes()
     names = {ix["name"] async for ix in await storage.inbound_events.col.list_indexes()}
-    assert {"_id_", "pending_by_user", "by_age", "expires_at"} <= names
+    assert {"_id_", "by_user", "expires_at"} <= names
+    queue = {ix["name"] async for ix in await storage.pending_events.col.list_indexes()}
+    assert {"_id_", "by_user", "by_age", "expires_at"} <= queue
 
 
 async def test_cleanup_removes_only_expired_documents(storage: Storage) -> None:

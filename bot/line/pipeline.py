@@ -227,7 +227,9 @@ class Pipeline:
         leases = self.storage.leases
         while await leases.acquire(user_key, owner, self.clock.now(), LEASE_TTL):
             try:
-                while event := await self.storage.inbound_events.next_pending(user_key):
+                while event := await self.storage.inbound_events.next_pending(
+                    user_key, self.clock.now()
+                ):
                     if not await leases.acquire(user_key, owner, self.clock.now(), LEASE_TTL):
                         return  # our lease ran out and another process took the queue
                     async with self._renewing(user_key, owner):
@@ -236,7 +238,7 @@ class Pipeline:
                 await leases.release(user_key, owner)
             # An event stored while we released the lease is ours to pick up: its sender
             # saw our lease and left it to us.
-            if await self.storage.inbound_events.next_pending(user_key) is None:
+            if await self.storage.inbound_events.next_pending(user_key, self.clock.now()) is None:
                 return
 
     @contextlib.asynccontextmanager
@@ -337,7 +339,7 @@ class Pipeline:
     async def sweep(self) -> int:
         """Start handling events left pending by a process that died (or gave up on the
         database); the number of users. A user whose queue is still leased is left alone."""
-        user_keys = await self.storage.inbound_events.stale_user_keys(
+        user_keys = await self.storage.inbound_events.pending.stale_user_keys(
             self.clock.now() - STALE_AFTER
         )
         self.schedule(user_keys)

@@ -45,6 +45,7 @@ class Storage:
         self.mongo = mongo
         db = mongo.db
         self.inbound_events = InboundEvents(db)
+        self.pending_events = self.inbound_events.pending  # the queue of events not handled yet
         self.leases = Leases(db)
         self.rich_menus = RichMenuIds(db)
         self.municipalities = Municipalities(db)

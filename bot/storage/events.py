@@ -1,12 +1,24 @@
-"""Inbound webhook events: each `webhookEventId` stored once, handled once, per user in order."""
+"""Inbound webhook events: each `webhookEventId` stored once, handled once, per user in order.
+
+Two collections: `inbound_events` keeps every event for three days (its `_id` is what makes a
+redelivery a no-op), and `pending_events` holds one small document per event not handled yet:
+the queue that the per-user lookups and the sweep read. On FerretDB a filter on anything but
+`_id` reads the whole collection, so a lookup among all kept events grew with traffic (the soak
+run measured 144 ms a lookup at 2,200 kept events, twice per event); the queue stays as small as
+the backlog. A queue entry is written before its event and removed after the event is finished:
+an entry whose event is missing (its store is under way, or the process died in between) or
+finished (the process died before removing it) is passed over or removed by the lookup.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from bot.storage.base import Store
@@ -14,6 +26,54 @@ from bot.storage.db import Document
 
 # Long enough to absorb LINE's redeliveries (they stop well within a day).
 KEEP_EVENTS = timedelta(days=3)
+# A queue entry without its event this long after it was written lost its event to a crash.
+ORPHAN_AFTER = timedelta(minutes=1)
+QUEUE_ORDER = [("ts", ASCENDING), ("received_at", ASCENDING), ("_id", ASCENDING)]
+
+
+class PendingEvents(Store):
+    """The queue of events not handled yet: `{_id: webhookEventId, user_key, ts, received_at}`."""
+
+    collection_name = "pending_events"
+    expires = True  # an entry nobody removed goes with its event
+    personal_data = True
+
+    def indexes(self) -> list[IndexModel]:
+        return [
+            IndexModel([("user_key", ASCENDING), *QUEUE_ORDER], name="by_user"),
+            IndexModel([("received_at", ASCENDING)], name="by_age"),
+        ]
+
+    async def add(self, event_id: str, user_key: str, ts: int, now: datetime) -> None:
+        doc = {
+            "_id": event_id,
+            "user_key": user_key,
+            "ts": ts,
+            "received_at": now,
+            "expires_at": now + KEEP_EVENTS,
+        }
+        with contextlib.suppress(DuplicateKeyError):  # a redelivery of a queued event
+            await self.col.insert_one(doc)
+
+    async def queue(self, user_key: str) -> list[Document]:
+        return await self.col.find({"user_key": user_key}, sort=QUEUE_ORDER).to_list(None)
+
+    async def remove(self, event_id: str) -> None:
+        await self.col.delete_one({"_id": event_id})
+
+    async def stale_user_keys(self, older_than: datetime, limit: int = 100) -> list[str]:
+        """Users with events left waiting (a process died mid-way), for the sweep."""
+        cursor = self.col.find(
+            {"received_at": {"$lt": older_than}}, projection={"user_key": 1}, limit=limit
+        )
+        return list({doc["user_key"] async for doc in cursor})
+
+    async def delete_for_user(self, user_id: str, *, handling: str = "") -> int:
+        """Only the entry of `handling`: the events queued behind it are handled next."""
+        if not handling:
+            return 0
+        result = await self.col.delete_one({"_id": handling, "user_key": user_id})
+        return result.deleted_count
 
 
 class InboundEvents(Store):
@@ -21,14 +81,12 @@ class InboundEvents(Store):
     expires = True
     personal_data = True
 
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        super().__init__(db)
+        self.pending = PendingEvents(db)
+
     def indexes(self) -> list[IndexModel]:
-        return [
-            IndexModel(
-                [("status", ASCENDING), ("user_key", ASCENDING), ("ts", ASCENDING)],
-                name="pending_by_user",
-            ),
-            IndexModel([("status", ASCENDING), ("received_at", ASCENDING)], name="by_age"),
-        ]
+        return [IndexModel([("user_key", ASCENDING)], name="by_user")]
 
     async def add(self, event: dict[str, Any], user_key: str, now: datetime) -> bool:
         """Store a new event; False when this `webhookEventId` was seen before.
@@ -37,12 +95,17 @@ class InboundEvents(Store):
         nested arrays, a number beyond 64 bits) must not make the database refuse the
         event, or LINE would redeliver it, and everything after it, for ever."""
         ts = event.get("timestamp")
+        ts = ts if type(ts) is int and -(2**63) <= ts < 2**63 else 0
+        event_id = event["webhookEventId"]
+        # Queued first: an event stored is never outside the queue. A redelivery of an event
+        # handled already queues an entry the next lookup removes.
+        await self.pending.add(event_id, user_key, ts, now)
         try:
             await self.col.insert_one(
                 {
-                    "_id": event["webhookEventId"],
+                    "_id": event_id,
                     "user_key": user_key,
-                    "ts": ts if type(ts) is int and -(2**63) <= ts < 2**63 else 0,
+                    "ts": ts,
                     "type": str(event.get("type")),
                     "event": json.dumps(event, ensure_ascii=False),
                     "status": "pending",
@@ -63,11 +126,15 @@ class InboundEvents(Store):
             return event if isinstance(event, dict) else {}
         return raw if isinstance(raw, dict) else {}  # stored before events were kept as text
 
-    async def next_pending(self, user_key: str) -> Document | None:
-        return await self.col.find_one(
-            {"user_key": user_key, "status": "pending"},
-            sort=[("ts", ASCENDING), ("received_at", ASCENDING), ("_id", ASCENDING)],
-        )
+    async def next_pending(self, user_key: str, now: datetime) -> Document | None:
+        """The user's oldest event not handled yet (see the module doc for stray entries)."""
+        for entry in await self.pending.queue(user_key):
+            stored = await self.col.find_one({"_id": entry["_id"]})
+            if stored is not None and stored.get("status") == "pending":
+                return stored
+            if stored is not None or entry["received_at"] < now - ORPHAN_AFTER:
+                await self.pending.remove(entry["_id"])
+        return None
 
     async def mark_attempt(self, event_id: str, conversation_version: int) -> None:
         """Remember the user's conversation version as handling starts: a later attempt that
@@ -86,15 +153,7 @@ class InboundEvents(Store):
         if error:
             update["$set"]["error"] = error
         await self.col.update_one({"_id": event_id, "status": "pending"}, update)
-
-    async def stale_user_keys(self, older_than: datetime, limit: int = 100) -> list[str]:
-        """Users with events left pending (a process died mid-way), for the worker's sweep."""
-        cursor = self.col.find(
-            {"status": "pending", "received_at": {"$lt": older_than}},
-            projection={"user_key": 1},
-            limit=limit,
-        )
-        return list({doc["user_key"] async for doc in cursor})
+        await self.pending.remove(event_id)
 
     async def get(self, event_id: str) -> Document | None:
         return await self.col.find_one({"_id": event_id})

@@ -20,7 +20,7 @@ from bot.storage.activities import Activities, ActivitySettings
 from bot.storage.base import Store
 from bot.storage.benefits import BenefitNoticeBatches, Benefits
 from bot.storage.counters import Counters
-from bot.storage.events import InboundEvents
+from bot.storage.events import InboundEvents, PendingEvents
 from bot.storage.garbage import GarbageCalendars
 from bot.storage.leases import Leases
 from bot.storage.municipalities import Municipalities
@@ -105,6 +105,7 @@ def personal_stores(storage: Storage) -> list[Store]:
         storage.sends,  # logical keys that name the person (reminders)
         storage.users,
         storage.inbound_events,
+        storage.pending_events,
     ]
 
 
@@ -118,7 +119,7 @@ async def delete_person(storage: Storage, user_id: str, *, handling: str = "") -
         raise ValueError("no user id")
     removed: dict[str, int] = {}
     for store in personal_stores(storage):
-        if isinstance(store, InboundEvents):
+        if isinstance(store, InboundEvents | PendingEvents):
             count = await store.delete_for_user(user_id, handling=handling)
         else:
             count = await _personal(store).delete_for_user(user_id)
