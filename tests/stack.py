@@ -219,7 +219,8 @@ async def start_stack(
         bot_app, host="127.0.0.1", port=bot_port, socket_factory=lambda *_: bot_socket
     )
     await bot_server.start_server()
-    await asyncio.wait_for(bot_app[SERVICES].richmenus.ready.wait(), 30)
+    # Generous: drawing and uploading the menus is slow on a loaded 2-core machine.
+    await asyncio.wait_for(bot_app[SERVICES].richmenus.ready.wait(), 90)
     try:
         async with aiohttp.ClientSession() as http:
             yield Stack(http, emulator_url, bot_url, settings, clock, bot_app)
