@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+from urllib.parse import parse_qsl
 
 from linebot.v3.messaging import Message
 
@@ -139,6 +140,15 @@ class Turn:
     @property
     def now(self) -> datetime:
         return self.services.clock.now()
+
+    def argument(self, name: str) -> str:
+        """An argument of a command's postback (`action=cmd&name=…&<name>=…`); empty for a
+        typed keyword or malformed data."""
+        data = self.incoming.data if self.incoming.kind == "postback" else ""
+        try:
+            return dict(parse_qsl(data or "", keep_blank_values=True)).get(name, "")
+        except ValueError:
+            return ""
 
     @property
     def today(self) -> date:

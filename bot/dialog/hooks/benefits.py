@@ -9,7 +9,6 @@ place=<code>`); the engine runs the command and the hook reads its argument here
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qsl
 
 from bot.benefits import Offer, closed_count, detail_data, offer, open_offers
 from bot.dialog.hooks.registration import card_messages, show_cards
@@ -19,15 +18,6 @@ from bot.domain.places import get_place
 
 SUMMARY_LENGTH = 60
 MAX_SHOPS = 10
-
-
-def _argument(turn: Turn, name: str) -> str:
-    """An argument of the command's postback (empty for a typed keyword)."""
-    data = turn.incoming.data if turn.incoming.kind == "postback" else ""
-    try:
-        return dict(parse_qsl(data or "", keep_blank_values=True)).get(name, "")
-    except ValueError:
-        return ""
 
 
 def _place_name(code: str) -> str:
@@ -94,7 +84,7 @@ async def benefits_command(turn: Turn) -> None:
         return
     pages = benefit_pages(offers)
     try:
-        index = min(max(int(_argument(turn, "p") or 0), 0), len(pages) - 1)
+        index = min(max(int(turn.argument("p") or 0), 0), len(pages) - 1)
     except ValueError:
         index = 0
     page = pages[index]
@@ -134,7 +124,7 @@ def detail_context(item: Offer) -> dict[str, Any]:
 
 async def benefit_command(turn: Turn) -> None:
     """One benefit in detail, with why it is not open (if so) and a shortcut to the card."""
-    key = _argument(turn, "b")
+    key = turn.argument("b")
     item = await offer(turn.storage, turn.user_id, key, turn.today) if key else None
     if item is None:
         turn.say("benefits/gone", buttons=_menu_buttons())
@@ -144,7 +134,7 @@ async def benefit_command(turn: Turn) -> None:
 
 async def benefit_card_command(turn: Turn) -> None:
     """The resident's card of the benefit's place (all their cards when that is not known)."""
-    code = _argument(turn, "place")
+    code = turn.argument("place")
     registration = await turn.storage.registrations.find(turn.user_id, code) if code else None
     if registration is None or registration.get("status") != "active":
         await show_cards(turn)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 from bot.dialog import postback
 from bot.dialog.hooks.registration import place_name
@@ -41,14 +41,6 @@ def _buttons() -> list[ButtonSpec]:
         ButtonSpec("お知らせ一覧", "cmd", "news"),
         ButtonSpec("メニュー", "cmd", "menu"),
     ]
-
-
-def _argument(turn: Turn, name: str) -> str:
-    data = turn.incoming.data if turn.incoming.kind == "postback" else ""
-    try:
-        return dict(parse_qsl(data or "", keep_blank_values=True)).get(name, "")
-    except ValueError:
-        return ""
 
 
 # --- 配信停止 ----------------------------------------------------------------------------------
@@ -118,7 +110,7 @@ async def news_command(turn: Turn) -> None:
 
 async def news_item_command(turn: Turn) -> None:
     """One past item again, as it was sent (for residents registered with its place)."""
-    code, news_id = _argument(turn, "place"), _argument(turn, "n")
+    code, news_id = turn.argument("place"), turn.argument("n")
     service = turn.services.news
     item = None
     registered = (
