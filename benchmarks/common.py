@@ -265,11 +265,13 @@ def backend() -> str:
     return "FerretDB 1.24.2, SQLite backend"
 
 
-def start_ferret() -> LocalFerret:
-    """A FerretDB for this run: SQLite under `var/bench/db` (fresh), or the PostgreSQL backend
-    on the database in `BENCH_POSTGRESQL_URL` (which the caller provides empty)."""
-    postgresql = os.environ.get("BENCH_POSTGRESQL_URL")
-    data = VAR / ("db-pg" if postgresql else "db")
+def start_ferret(data: Path | None = None, postgresql: str | None = None) -> LocalFerret:
+    """A FerretDB for this run with its state under `data` (emptied first): SQLite there, or
+    the PostgreSQL backend on the database at `postgresql` (which the caller provides empty).
+    By default the benchmarks' own: `var/bench/db`, and `BENCH_POSTGRESQL_URL`."""
+    if data is None:
+        postgresql = os.environ.get("BENCH_POSTGRESQL_URL")
+        data = VAR / ("db-pg" if postgresql else "db")
     if data.exists():
         for child in sorted(data.rglob("*"), reverse=True):
             child.unlink() if child.is_file() else child.rmdir()

@@ -12,8 +12,9 @@ emulator's counts prove every turn was answered exactly once. The figures go to
 `var/soak/<time>.json` and `var/soak/latest.json`; the exit status is 1 when memory or latency
 was not flat (last whole minute against the first) or a turn was lost or answered twice.
 
-Processes: FerretDB (SQLite backend, fresh under `var/soak/db`), `python -m bot emulator`,
-`python -m bot serve`; this process plays the residents.
+Processes: FerretDB (SQLite backend, fresh under `var/soak/db`; or its PostgreSQL backend on the
+empty database at `SOAK_POSTGRESQL_URL`), `python -m bot emulator`, `python -m bot serve`; this
+process plays the residents.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -29,10 +30,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import ROOT, Emulator, Run, emulator, percentile, serve
-from bot.devdb import LocalFerret, free_port
+from benchmarks.common import ROOT, Emulator, Run, emulator, percentile, serve, start_ferret
+from bot.devdb import free_port
 
 VAR = ROOT / "var" / "soak"
+# FerretDB's PostgreSQL backend (an empty database), as for `make bench`: on SQLite every
+# lookup not by `_id` reads its whole collection, which grows through a soak by design.
+POSTGRESQL = os.environ.get("SOAK_POSTGRESQL_URL") or None
 REGISTRATION: list[tuple[str, str]] = [
     ("text", "登録"),
     ("text", "けせんぬま"),
@@ -170,11 +174,13 @@ async def answered(emu: Emulator) -> int:
 
 
 async def main(minutes: float, probe_s: float, slots: int) -> int:
-    if (VAR / "db").exists():
-        shutil.rmtree(VAR / "db")
     VAR.mkdir(parents=True, exist_ok=True)
-    ferret = LocalFerret(VAR / "db")
-    await ferret.start_and_wait()
+    ferret = start_ferret(VAR / ("db-pg" if POSTGRESQL else "db"), POSTGRESQL)
+    try:
+        await ferret.wait_ready()
+    except BaseException:
+        ferret.stop()
+        raise
     run = Run(quick=False, mongo_uri=ferret.uri)
     port = free_port()
     try:
@@ -232,7 +238,7 @@ def report(
     exact = soak.turns.lost == 0 and answers == soak.actions
     result = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "backend": "FerretDB 1.24 SQLite",
+        "backend": f"FerretDB 1.24 {'PostgreSQL' if POSTGRESQL else 'SQLite'}",
         "max_turns_per_s": round(maximum, 2),
         "soak_turns_per_s": round(rate, 2),
         "minutes": minutes,

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from linebot.v3.messaging import Message, TextMessage
+from pymongo.errors import PyMongoError
 
 from bot.clock import Clock
 from bot.dialog import postback
@@ -55,7 +56,7 @@ from bot.dialog.model import (
 )
 from bot.dialog.text import key, normalize
 from bot.dialog.turn import ButtonSpec, MenuSync, Registry, Services, Turn, UserInput
-from bot.line.incoming import Incoming, Replier
+from bot.line.incoming import Incoming, Replier, TurnCommitted
 from bot.render import MAX_LABEL, MAX_MESSAGES, MAX_TEXT, Button, Renderer, attach_quick_replies
 from bot.settings import Settings
 from bot.storage.conversations import SCHEMA, Conversation, ConversationConflict, Loaded
@@ -99,6 +100,8 @@ class DialogEngine:
     async def __call__(self, incoming: Incoming, reply: Replier) -> None:
         try:
             messages = await self.handle(incoming)
+        except (TurnCommitted, PyMongoError):
+            raise  # the pipeline's to handle: the event stays pending and is retried
         except Exception:
             log.exception("dialog turn failed", extra={"event_id": incoming.event_id})
             messages = self._apology()
@@ -112,6 +115,8 @@ class DialogEngine:
         store = self.services.storage.conversations
         for attempt in range(2):
             loaded = await store.load(incoming.user_id)
+            if incoming.event_id and loaded.event_id == incoming.event_id:
+                raise TurnCommitted(incoming.event_id)
             turn = self._new_turn(incoming, copy.deepcopy(loaded.conversation))
             await self._turn(turn)
             try:
@@ -119,8 +124,12 @@ class DialogEngine:
             except ConversationConflict:
                 log.info("conversation changed meanwhile", extra={"attempt": attempt + 1})
                 continue
-            for job in turn.after_commit:
-                await job()
+            try:
+                for job in turn.after_commit:
+                    await job()
+            except PyMongoError as exc:
+                # Committed: a retry would not run this turn again, so apologise now.
+                raise RuntimeError("the database failed after the turn committed") from exc
             return self._finalize(turn)
         turn = self._new_turn(incoming, None)
         turn.say("common/busy", buttons=self.commands.menu_buttons())
@@ -142,7 +151,7 @@ class DialogEngine:
             new.version = old.version
             return
         await self.services.storage.conversations.save(
-            turn.user_id, new, loaded.version, self.services.clock.now()
+            turn.user_id, new, loaded.version, self.services.clock.now(), turn.incoming.event_id
         )
 
     def _idle(self, conv: Conversation, now: datetime) -> bool:

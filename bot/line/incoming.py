@@ -38,6 +38,12 @@ class Incoming:
     is_unblocked: bool = False  # follow after a block
 
 
+class TurnCommitted(Exception):
+    """Raised by a handler that finds this event's turn committed by an earlier attempt (whose
+    process died, or lost the database, before finishing): running it again would apply it
+    twice. The pipeline then sends only what that attempt recorded but may not have sent."""
+
+
 class Replier(Protocol):
     async def __call__(self, messages: Sequence[Message]) -> None: ...
 

@@ -8,12 +8,12 @@ events left pending by a process that died.
 Exactly once across faults (docs/RELIABILITY.md):
 - the database away mid-way: the user's queue is retried in this process, with the same lease
   owner, once the database answers; the event is not marked failed;
-- a turn is not run twice: before handling, the user's conversation version is stored on the
-  event; an event found with a stored version older than the current one was committed by an
-  earlier attempt, so it is finished without running the handler again;
-- a reply is not sent twice: the event records how many replies were about to go out before
-  each is sent; an attempt after an interrupted one resends those only by the same reply token
-  or under the same push retry key, which LINE accepts once.
+- a turn is not run twice: the conversation state a turn writes names its event; a handler
+  that finds its event named there raises `TurnCommitted`, and the event is finished without
+  running the turn again (a turn that writes no state changes nothing when run again);
+- a reply is neither lost nor sent twice: the event records each reply (its number and its
+  messages) just before it is sent; an attempt after an interrupted one resends a recorded
+  reply only by the same reply token or under the same push retry key, which LINE accepts once.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pymongo.errors import PyMongoError
 
 from bot.clock import Clock
 from bot.line.client import LineClient
-from bot.line.incoming import EventHandler, Incoming, Kind, Location
+from bot.line.incoming import EventHandler, Incoming, Kind, Location, TurnCommitted
 from bot.storage import Storage
 
 log = logging.getLogger("bot.pipeline")
@@ -225,21 +225,37 @@ class Pipeline:
 
     async def _drain_user(self, user_key: str, owner: str) -> None:
         leases = self.storage.leases
-        while await leases.acquire(user_key, owner, self.clock.now(), LEASE_TTL):
+        events = self.storage.inbound_events
+        # The queue is read while the lease is being taken, to save a round trip: an entry the
+        # lease's previous holder finished meanwhile reads as finished when it is reached, and
+        # one stored later is found after the release below.
+        acquired, queue = await asyncio.gather(
+            leases.acquire(user_key, owner, self.clock.now(), LEASE_TTL),
+            events.pending.queue(user_key),
+        )
+        while acquired:
+            held_at = self.clock.now()
             try:
-                while event := await self.storage.inbound_events.next_pending(
-                    user_key, self.clock.now()
-                ):
-                    if not await leases.acquire(user_key, owner, self.clock.now(), LEASE_TTL):
-                        return  # our lease ran out and another process took the queue
-                    async with self._renewing(user_key, owner):
-                        await self._handle(event)
+                async with contextlib.aclosing(events.pending_of(queue, self.clock.now())) as due:
+                    async for event in due:
+                        # A lease taken (or renewed) less than half its TTL ago is still ours:
+                        # ask the database only when it may have run out while a handler ran.
+                        if self.clock.now() - held_at >= LEASE_TTL / 2:
+                            if not await leases.acquire(
+                                user_key, owner, self.clock.now(), LEASE_TTL
+                            ):
+                                return  # our lease ran out and another process took the queue
+                            held_at = self.clock.now()
+                        async with self._renewing(user_key, owner):
+                            await self._handle(event)
             finally:
                 await leases.release(user_key, owner)
-            # An event stored while we released the lease is ours to pick up: its sender
-            # saw our lease and left it to us.
-            if await self.storage.inbound_events.next_pending(user_key, self.clock.now()) is None:
+            # Events stored while we held the lease are ours to handle: their senders saw our
+            # lease and left them to us.
+            queue = await events.pending.queue(user_key)
+            if await events.first_pending(queue, self.clock.now()) is None:
                 return
+            acquired = await leases.acquire(user_key, owner, self.clock.now(), LEASE_TTL)
 
     @contextlib.asynccontextmanager
     async def _renewing(self, user_key: str, owner: str) -> AsyncIterator[None]:
@@ -271,21 +287,8 @@ class Pipeline:
             log.info("event type not handled", extra={"event_id": event_id, "type": _type(event)})
             await events.finish(event_id, "ignored", self.clock.now())
             return
-        version = (await self.storage.conversations.load(incoming.user_id)).version
-        earlier = stored.get("attempt_version")
         tried = _int(stored.get("replies_tried"))
-        if isinstance(earlier, int) and version > earlier:
-            # An earlier attempt committed this turn, then lost the database or its process:
-            # running it again would apply it twice. Send what it could not, if we know it.
-            log.warning("event committed by an earlier attempt", extra={"event_id": event_id})
-            for n, messages in sorted(self._unsent.pop(event_id, {}).items()):
-                await self._send_reply(stored, incoming.user_id, n, messages, n <= tried)
-            await events.finish(event_id, "done", self.clock.now())
-            return
-        if earlier is None:
-            await events.mark_attempt(event_id, version)
         replies = 0
-        self._unsent.pop(event_id, None)
 
         async def reply(messages: Sequence[Message]) -> None:
             nonlocal replies
@@ -294,6 +297,16 @@ class Pipeline:
 
         try:
             await self.handler(incoming, reply)
+        except TurnCommitted:
+            # Running it again would apply it twice: send what the earlier attempt recorded,
+            # at most once each (see `_send_reply`).
+            log.warning("event committed by an earlier attempt", extra={"event_id": event_id})
+            recorded: dict[int, Sequence[Message]] = {
+                n: [Message.from_dict(m) for m in messages]
+                for n, messages in events.replies_of(stored).items()
+            }
+            for n, messages in sorted((recorded | self._unsent.pop(event_id, {})).items()):
+                await self._send_reply(stored, incoming.user_id, n, messages, n <= tried)
         except PyMongoError:
             raise  # not the handler's fault: the event stays pending and is retried
         except Exception as exc:
@@ -322,7 +335,9 @@ class Pipeline:
             log.warning("reply tried by an interrupted attempt; resending once", extra={"n": n})
         else:
             try:
-                await self.storage.inbound_events.mark_reply(event_id, n)
+                await self.storage.inbound_events.mark_reply(
+                    event_id, n, [message.to_dict() for message in messages]
+                )
             except PyMongoError:
                 # Not sent: kept for a retry that finds this turn committed.
                 self._unsent.setdefault(event_id, {})[n] = messages

@@ -78,10 +78,12 @@ class Conversation:
 
 @dataclass(frozen=True)
 class Loaded:
-    """A user's state as read: the conversation (None outside a flow) and the version read."""
+    """A user's state as read: the conversation (None outside a flow), the version read, and
+    the webhook event whose turn wrote it (a retry of that event must not run it again)."""
 
     conversation: Conversation | None
     version: int
+    event_id: str = ""
 
 
 def _int(value: Any) -> int:
@@ -105,9 +107,10 @@ class Conversations(Store):
         if doc is None:
             return Loaded(None, 0)
         version = _int(doc.get("version"))
+        event_id = str(doc.get("event") or "")
         if not doc.get("flow"):
-            return Loaded(None, version)
-        return Loaded(Conversation.from_document(doc), version)
+            return Loaded(None, version, event_id)
+        return Loaded(Conversation.from_document(doc), version, event_id)
 
     async def get(self, user_id: str) -> Conversation | None:
         return (await self.load(user_id)).conversation
@@ -118,11 +121,13 @@ class Conversations(Store):
         conversation: Conversation | None,
         expected_version: int,
         now: datetime,
+        event_id: str = "",
     ) -> int:
-        """Write the state (None: no conversation) as version `expected_version + 1`.
+        """Write the state (None: no conversation) as version `expected_version + 1`, by the
+        turn of webhook event `event_id`.
 
         Raises `ConversationConflict` when another writer got there first. On success the
-        conversation's `version` and `updated_at` are set, and older versions are removed.
+        conversation's `version` and `updated_at` are set, and the version read is removed.
         """
         version = expected_version + 1
         doc: Document = {
@@ -131,6 +136,7 @@ class Conversations(Store):
             "version": version,
             "updated_at": now,
             "expires_at": now + KEEP_IDLE,
+            "event": event_id,
             "flow": None,
         }
         if conversation is not None:
@@ -151,7 +157,10 @@ class Conversations(Store):
             await self.col.insert_one(doc)
         except DuplicateKeyError:
             raise ConversationConflict(user_id) from None
-        await self.col.delete_many({"user_id": user_id, "version": {"$lt": version}})
+        # By `_id` alone (FerretDB reads a whole collection for any other filter). Each save
+        # removes its predecessor, so only a crash in between leaves an older version behind:
+        # `load` never reads it and the cleanup job removes it after `KEEP_IDLE`.
+        await self.col.delete_one({"_id": _doc_id(user_id, expected_version)})
         return version
 
     async def put(self, conversation: Conversation, now: datetime) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import AsyncGenerator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -126,33 +127,54 @@ class InboundEvents(Store):
             return event if isinstance(event, dict) else {}
         return raw if isinstance(raw, dict) else {}  # stored before events were kept as text
 
-    async def next_pending(self, user_key: str, now: datetime) -> Document | None:
-        """The user's oldest event not handled yet (see the module doc for stray entries)."""
-        for entry in await self.pending.queue(user_key):
+    async def pending_of(
+        self, queue: list[Document], now: datetime
+    ) -> AsyncGenerator[Document, None]:
+        """The events of a queue (`PendingEvents.queue`) not handled yet, in order, each read
+        when it is reached (see the module doc for stray entries)."""
+        for entry in queue:
             stored = await self.col.find_one({"_id": entry["_id"]})
             if stored is not None and stored.get("status") == "pending":
-                return stored
-            if stored is not None or entry["received_at"] < now - ORPHAN_AFTER:
+                yield stored
+            elif stored is not None or entry["received_at"] < now - ORPHAN_AFTER:
                 await self.pending.remove(entry["_id"])
+
+    async def first_pending(self, queue: list[Document], now: datetime) -> Document | None:
+        async with contextlib.aclosing(self.pending_of(queue, now)) as events:
+            async for stored in events:
+                return stored
         return None
 
-    async def mark_attempt(self, event_id: str, conversation_version: int) -> None:
-        """Remember the user's conversation version as handling starts: a later attempt that
-        finds a newer version knows this one committed the turn."""
+    async def next_pending(self, user_key: str, now: datetime) -> Document | None:
+        """The user's oldest event not handled yet."""
+        return await self.first_pending(await self.pending.queue(user_key), now)
+
+    async def mark_reply(self, event_id: str, n: int, messages: list[dict[str, Any]]) -> None:
+        """Remember reply `n` to this event just before it is sent: that it was tried, and what
+        it said, so an attempt after a crash can resend it once (the turn is not run twice)."""
+        text = json.dumps(messages, ensure_ascii=False)
         await self.col.update_one(
-            {"_id": event_id}, {"$set": {"attempt_version": conversation_version}}
+            {"_id": event_id}, {"$set": {"replies_tried": n, f"replies.{n}": text}}
         )
 
-    async def mark_reply(self, event_id: str, n: int) -> None:
-        """Remember that reply `n` to this event is about to be sent."""
-        await self.col.update_one({"_id": event_id}, {"$set": {"replies_tried": n}})
+    @staticmethod
+    def replies_of(stored: Document) -> dict[int, list[dict[str, Any]]]:
+        """The replies `mark_reply` recorded on a stored event, by number."""
+        raw = stored.get("replies")
+        if not isinstance(raw, dict):
+            return {}
+        return {int(n): json.loads(text) for n, text in raw.items() if str(n).isdigit()}
 
     async def finish(self, event_id: str, status: str, now: datetime, error: str = "") -> None:
-        # The event body may hold what the resident typed: drop it once handled.
-        update: Document = {"$set": {"status": status, "done_at": now}, "$unset": {"event": ""}}
+        # What the resident typed, and what we answered, is dropped once the event is handled.
+        # Filtered by `_id` alone: FerretDB reads the whole collection for any other filter.
+        update: Document = {
+            "$set": {"status": status, "done_at": now},
+            "$unset": {"event": "", "replies": ""},
+        }
         if error:
             update["$set"]["error"] = error
-        await self.col.update_one({"_id": event_id, "status": "pending"}, update)
+        await self.col.update_one({"_id": event_id}, update)
         await self.pending.remove(event_id)
 
     async def get(self, event_id: str) -> Document | None:

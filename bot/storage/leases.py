@@ -53,7 +53,8 @@ class Leases(Store):
             )
         except DuplicateKeyError:
             return False  # another process took this generation first
-        await self.col.delete_many({"name": name, "seq": {"$lt": seq}})
+        if latest is not None:  # an expired holder's generations
+            await self.col.delete_many({"name": name, "seq": {"$lt": seq}})
         return True
 
     async def release(self, name: str, owner: str) -> None:

@@ -1,0 +1,83 @@
+"""A web process that dies after a turn committed: the retry neither runs the turn again nor
+loses its reply (docs/RELIABILITY.md, "nothing lost, nothing twice")."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.line.pipeline import STALE_AFTER
+from bot.line.webhook import PIPELINE
+from bot.storage.db import Document
+from tests.stack import Stack, message_texts
+
+
+async def _recorded_event(stack: Stack, user_id: str) -> Document:
+    """The user's pending event once its reply is recorded (the send is under way)."""
+    events = stack.services.storage.inbound_events
+    for _ in range(500):
+        for entry in await events.pending.queue(user_id):
+            stored = await events.get(entry["_id"])
+            if stored is not None and stored.get("replies_tried") == 1:
+                return stored
+        await asyncio.sleep(0.01)
+    raise AssertionError("the reply was never recorded")
+
+
+async def test_a_reply_recorded_by_a_dead_attempt_is_sent_once_without_rerunning_the_turn(
+    stack: Stack,
+) -> None:
+    chat = await stack.user("復旧花子")
+    storage = stack.services.storage
+    # LINE holds every reply for 3 s and then refuses it: the process "dies" in the meantime.
+    await stack.emulator(
+        "POST",
+        "/_emulator/faults",
+        {"path": "/v2/bot/message/reply", "status": 500, "latencyMs": 3000, "times": 10},
+    )
+    await chat._control("text", {"text": "登録"})
+    stored = await _recorded_event(stack, chat.user_id)
+    # The turn is committed (the registration flow has started), the reply not yet delivered.
+    committed = await storage.conversations.load(chat.user_id)
+    assert committed.conversation is not None and committed.event_id == stored["_id"]
+    assert await stack.bot_app[PIPELINE].drain(timeout=0) == 1  # the process dies mid-send
+    await stack.emulator("DELETE", "/_emulator/faults")
+    assert await chat.inbox(wait=0.5) == []
+
+    # Another process's sweep finds the event abandoned and finishes it.
+    stack.clock.offset += STALE_AFTER
+    assert await stack.bot_app[PIPELINE].sweep() == 1
+    await stack.wait_idle()
+
+    replies = await chat.inbox()
+    assert len(replies) == 1
+    assert "ふるさと住民登録をはじめます" in "\n".join(message_texts([replies[0]["message"]]))
+    after = await storage.conversations.load(chat.user_id)
+    assert after.version == committed.version  # the turn did not run again
+    finished = await storage.inbound_events.get(stored["_id"])
+    assert finished is not None and finished["status"] == "done"
+    assert "replies" not in finished and "event" not in finished  # nothing kept once handled
+    # The resident goes on where the recovered turn left them.
+    await chat.send("けせんぬま")
+    assert "でよろしいですか" in chat.last_text
+    assert await chat.inbox(wait=0.5) == []  # and nothing came twice
+
+
+async def test_a_turn_that_writes_no_state_is_simply_run_again(stack: Stack) -> None:
+    chat = await stack.user("復旧次郎")
+    await stack.emulator(
+        "POST",
+        "/_emulator/faults",
+        {"path": "/v2/bot/message/reply", "status": 500, "latencyMs": 3000, "times": 10},
+    )
+    await chat._control("text", {"text": "ヘルプ"})
+    await _recorded_event(stack, chat.user_id)
+    assert await stack.bot_app[PIPELINE].drain(timeout=0) == 1
+    await stack.emulator("DELETE", "/_emulator/faults")
+
+    stack.clock.offset += STALE_AFTER
+    assert await stack.bot_app[PIPELINE].sweep() == 1
+    await stack.wait_idle()
+    replies = await chat.inbox()
+    assert len(replies) == 1
+    assert "ふるさと住民登録のLINEです" in "\n".join(message_texts([replies[0]["message"]]))
+    assert await chat.inbox(wait=0.5) == []
