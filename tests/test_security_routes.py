@@ -31,6 +31,7 @@ from bot.domain.gomi5374 import export_5374
 from bot.garbage import demo_calendar
 from bot.staff.api import PREFIX
 from bot.staff.console import PREFIX as CONSOLE
+from bot.staff.tenancy import PLATFORM
 from bot.staff.web import API_ROUTES, PAGES
 from tests.test_staff_support import Browser, Site, add_registration, open_site
 
@@ -382,3 +383,32 @@ async def test_every_console_form_carries_the_csrf_token(site: Site) -> None:
                     assert f'name="csrf_token" value="{b.csrf}"' in form, (page.path, form[:300])
     assert forms >= 20
     print(f"CSRF: {forms} console forms carry the session's token")
+
+
+async def test_the_operator_gets_404_on_every_municipal_only_route_and_page(site: Site) -> None:
+    """Routes declared `municipal_only` (a municipality's own things) answer the operator 404
+    before any handler runs, whatever the object."""
+    world = await build_world(site)
+    before = await snapshot(world.b, world.ids)
+    operator = await site.staff(PLATFORM, "admin")
+    wrong: list[str] = []
+    apis = [op for routes in API_ROUTES for op in routes.operations if op.municipal_only]
+    pages = [page for group in PAGES for page in group.pages if page.municipal_only]
+    assert len(apis) >= 30 and len(pages) >= 30  # the benefits, garbage, news … resources
+    for op in apis:
+        path = fill(op.path, world.ids)
+        status, _ = await operator.api(op.method, path, None if op.method == "GET" else {})
+        # A write's body is validated first: an empty one may be refused as such (422).
+        if status != 404 and not (op.method != "GET" and status == 422):
+            wrong.append(f"API {op.method} {path}: {status}")
+    for page in pages:
+        path = CONSOLE + fill(page.path, world.ids)
+        if page.method == "GET":
+            status, _ = await operator.page(path)
+        else:
+            await operator.page(CONSOLE + "/")  # a fresh CSRF token
+            status, _, _ = await operator.post(path, {})
+        if status != 404:
+            wrong.append(f"page {page.method} {path}: {status}")
+    assert not wrong, "\n".join(wrong)
+    assert await snapshot(world.b, world.ids) == before

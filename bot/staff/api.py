@@ -22,7 +22,8 @@ then `body=` (validated request body) and/or `query=` (validated query string) w
 returns an instance of `response` (200/201), None (204), or a `web.StreamResponse` for
 `produces` other than JSON (CSV). Errors are `ApiError`s, answered as
 `{"error": {"code", "message", "field"?}}` with Japanese messages; validation errors are 422 and
-name the field.
+name the field. `ApiRoutes(..., municipal_only=True)` (or `municipal_only=` on one operation): the
+operator (platform tenant) has none of these things and is answered 404 before the handler runs.
 """
 
 from __future__ import annotations
@@ -195,6 +196,7 @@ class Operation:
     status: int = 200
     produces: str = "application/json"
     description: str = ""
+    municipal_only: bool = False  # the operator (platform tenant) gets 404
 
     @property
     def operation_id(self) -> str:
@@ -207,10 +209,12 @@ class Operation:
 
 @dataclass
 class ApiRoutes:
-    """Operations of one resource (`tag` names it in the OpenAPI document)."""
+    """Operations of one resource (`tag` names it in the OpenAPI document). `municipal_only`:
+    its operations serve a municipality's staff only, unless one says otherwise."""
 
     tag: str
     description: str = ""
+    municipal_only: bool = False
     operations: list[Operation] = field(default_factory=list)
 
     def operation(
@@ -226,6 +230,7 @@ class ApiRoutes:
         status: int | None = None,
         produces: str = "application/json",
         description: str = "",
+        municipal_only: bool | None = None,
     ) -> Callable[[ApiHandler], ApiHandler]:
         if not path.startswith("/"):
             raise ValueError(f"API path must start with '/': {path!r}")
@@ -245,6 +250,9 @@ class ApiRoutes:
                     status=status or (200 if response or produces != "application/json" else 204),
                     produces=produces,
                     description=description,
+                    municipal_only=(
+                        self.municipal_only if municipal_only is None else municipal_only
+                    ),
                 )
             )
             return handler
@@ -279,6 +287,10 @@ def _aiohttp_handler(op: Operation) -> Callable[[web.Request], Awaitable[web.Str
             kwargs["query"] = validate_query(op.query, request)
         if op.body is not None:
             kwargs["body"] = await _validate_body(op.body, request)
+        if op.municipal_only and principal.tenant.is_platform:
+            # After validation, where the handlers' own checks stood: the operator has no
+            # municipality's data to act on.
+            raise not_found()
         result = await op.handler(Call(request, principal), **kwargs)
         if isinstance(result, web.StreamResponse):
             return result

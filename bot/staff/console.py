@@ -15,9 +15,12 @@ A page module declares its pages on a `Pages` and is listed in `bot/staff/web.py
         return call.redirect("/admin/benefits", notice="benefit_deleted")
 
 `nav=` puts the page in the navigation (sorted by `order`, shown to roles that may open it).
+`Pages(municipal_only=True)`: pages of a municipality's own things, which the operator (platform
+tenant) has none of; they answer it with the 404 page.
 The middleware (`bot/staff/web.py`) has already resolved the principal and checked the CSRF token
 of every POST; the page wrapper sends visitors without a session to the login page, refuses roles
-below `role` with 403, and sends staff who must change their password to that page first.
+below `role` with 403, sends staff who must change their password to that page first, and
+answers the operator on municipal-only pages with 404.
 Templates live in `bot/staff/templates/` and extend `base.html`; forms include
 `{{ csrf_field() }}`.
 """
@@ -92,12 +95,15 @@ class Page:
     role: Role
     nav: NavItem | None = None
     while_password_change_pending: bool = False  # reachable before the first password change
+    municipal_only: bool = False  # the operator (platform tenant) gets the 404 page
 
 
 @dataclass
 class Pages:
-    """The console pages of one module."""
+    """The console pages of one module; `municipal_only`: they serve a municipality's staff
+    only (the operator gets the 404 page)."""
 
+    municipal_only: bool = False
     pages: list[Page] = field(default_factory=list)
     public: list[tuple[Literal["GET", "POST"], str, PublicHandler]] = field(default_factory=list)
 
@@ -112,7 +118,8 @@ class Pages:
     ) -> Callable[[PageHandler], PageHandler]:
         def register(handler: PageHandler) -> PageHandler:
             item = NavItem(nav, PREFIX + path, order, role) if nav else None
-            self.pages.append(Page(method, path, handler, role, item, pending))
+            page = Page(method, path, handler, role, item, pending, self.municipal_only)
+            self.pages.append(page)
             return handler
 
         return register
@@ -275,6 +282,8 @@ def page_handler(page: Page) -> Callable[[web.Request], Awaitable[web.StreamResp
             raise web.HTTPSeeOther(f"{PASSWORD_PATH}?notice=must_change_password")
         if not principal.can(page.role):
             return forbidden_page(request)
+        if page.municipal_only and principal.tenant.is_platform:
+            return not_found_page(request)
         return await page.handler(PageCall(request, principal))
 
     handle.__name__ = f"page_{page.handler.__name__}"

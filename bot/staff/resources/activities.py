@@ -24,8 +24,8 @@ from bot.staff.context import Call
 from bot.staff.tenancy import Role
 from bot.storage.activities import MAX_REQUIRED
 
-routes = ApiRoutes("activities", "担い手活動（定員・キャンセル待ち・出席）")
-pages = Pages()
+routes = ApiRoutes("activities", "担い手活動（定員・キャンセル待ち・出席）", municipal_only=True)
+pages = Pages(municipal_only=True)
 
 console.NOTICES.update(
     {
@@ -130,12 +130,6 @@ def _japan(value: datetime) -> datetime:
     return value.replace(tzinfo=JST) if value.tzinfo is None else value
 
 
-def _own_place(call: Call) -> str:
-    if call.tenant.is_platform:
-        raise not_found()
-    return call.tenant.code
-
-
 def _service(call: Call) -> ActivityService:
     from bot.app import SERVICES
 
@@ -147,9 +141,17 @@ def _service(call: Call) -> ActivityService:
     return ActivityService(call.storage, call.clock, call.settings)  # no LINE client: no pushes
 
 
-async def _activity(call: Call) -> Activity:
+async def _find_activity(call: Call) -> Activity | None:
+    """The caller's activity named in the path, if any."""
     activity = await call.storage.activities.get(call.param("activity_id"))
-    if activity is None or activity.municipality_code != _own_place(call):
+    if activity is None or activity.municipality_code != call.tenant.code:
+        return None
+    return activity
+
+
+async def _activity(call: Call) -> Activity:
+    activity = await _find_activity(call)
+    if activity is None:
         raise not_found()
     return activity
 
@@ -206,7 +208,7 @@ async def _detail(call: Call, activity: Activity) -> ActivityDetail:
 async def _post(call: Call, body: ActivityIn) -> Activity:
     draft = Activity(
         "new",
-        _own_place(call),
+        call.tenant.code,
         body.title,
         body.kind,
         body.starts_at,
@@ -236,7 +238,7 @@ async def _mark(call: Call, activity: Activity, registration_id: str) -> bool:
 
 @routes.get("/activities", response=ActivityList, role=Role.VIEWER, summary="担い手活動の一覧")
 async def list_activities(call: Call) -> ActivityList:
-    found = await call.storage.activities.for_place(_own_place(call))
+    found = await call.storage.activities.for_place(call.tenant.code)
     return ActivityList(items=[await _summary(call, a) for a in found])
 
 
@@ -295,7 +297,7 @@ async def mark_attendance(call: Call, body: AttendanceIn) -> MarkOut:
 
 
 async def _counts(call: Call, year: int) -> Counts:
-    place = _own_place(call)
+    place = call.tenant.code
     rows = []
     for user_id, count in (await call.storage.attendance.counts_for_place(place, year)).items():
         doc = await call.storage.registrations.find(user_id, place)
@@ -341,7 +343,7 @@ async def get_counts(call: Call) -> Counts:
 )
 async def get_settings(call: Call) -> SettingsOut:
     return SettingsOut(
-        renewal_required=await call.storage.activity_settings.required(_own_place(call))
+        renewal_required=await call.storage.activity_settings.required(call.tenant.code)
     )
 
 
@@ -353,7 +355,7 @@ async def get_settings(call: Call) -> SettingsOut:
     summary="プレミアム更新に必要な活動回数を設定",
 )
 async def put_settings(call: Call, body: SettingsIn) -> SettingsOut:
-    place = _own_place(call)
+    place = call.tenant.code
     await call.storage.activity_settings.set_required(place, body.renewal_required, call.now())
     return SettingsOut(renewal_required=body.renewal_required)
 
@@ -411,15 +413,11 @@ async def _render_list(
 
 @pages.get("/activities", role=Role.VIEWER, nav="担い手活動", order=45)
 async def activities_page(call: PageCall) -> web.StreamResponse:
-    if call.tenant.is_platform:
-        return console.not_found_page(call.request)
     return await _render_list(call)
 
 
 @pages.post("/activities", role=Role.EDITOR)
 async def activities_post(call: PageCall) -> web.StreamResponse:
-    if call.tenant.is_platform:
-        return console.not_found_page(call.request)
     form = await call.form()
     values = {key: form.get(key, "") for key in EMPTY}
     body, errors = await call.form_model(ActivityIn, LABELS)
@@ -431,8 +429,6 @@ async def activities_post(call: PageCall) -> web.StreamResponse:
 
 @pages.post("/activities/settings", role=Role.ADMIN)
 async def activities_settings(call: PageCall) -> web.StreamResponse:
-    if call.tenant.is_platform:
-        return console.not_found_page(call.request)
     body, errors = await call.form_model(SettingsIn, LABELS)
     if body is None:
         return await _render_list(call, status=422, errors=errors)
@@ -440,15 +436,6 @@ async def activities_settings(call: PageCall) -> web.StreamResponse:
         call.tenant.code, body.renewal_required, call.now()
     )
     raise call.redirect("/admin/activities", notice="renewal_required_saved")
-
-
-async def _page_activity(call: PageCall) -> Activity | None:
-    if call.tenant.is_platform:
-        return None
-    activity = await call.storage.activities.get(call.param("activity_id"))
-    if activity is None or activity.municipality_code != call.tenant.code:
-        return None
-    return activity
 
 
 async def _render_detail(
@@ -467,7 +454,7 @@ async def _render_detail(
 
 @pages.get("/activities/{activity_id}", role=Role.VIEWER)
 async def activity_page(call: PageCall) -> web.StreamResponse:
-    activity = await _page_activity(call)
+    activity = await _find_activity(call)
     if activity is None:
         return console.not_found_page(call.request)
     return await _render_detail(call, activity)
@@ -475,7 +462,7 @@ async def activity_page(call: PageCall) -> web.StreamResponse:
 
 @pages.post("/activities/{activity_id}/attendance", role=Role.EDITOR)
 async def activity_mark(call: PageCall) -> web.StreamResponse:
-    activity = await _page_activity(call)
+    activity = await _find_activity(call)
     if activity is None:
         return console.not_found_page(call.request)
     form = await call.form()
@@ -491,7 +478,7 @@ async def activity_mark(call: PageCall) -> web.StreamResponse:
 
 @pages.post("/activities/{activity_id}/capacity", role=Role.EDITOR)
 async def activity_capacity(call: PageCall) -> web.StreamResponse:
-    activity = await _page_activity(call)
+    activity = await _find_activity(call)
     if activity is None:
         return console.not_found_page(call.request)
     body, errors = await call.form_model(CapacityIn, {"capacity": "定員"})

@@ -29,8 +29,10 @@ from bot.staff.tenancy import Role
 from bot.storage.benefits import StoredBenefit
 from bot.storage.questions import QUESTION_ID
 
-routes = ApiRoutes("benefits", "特典（公開すると対象の登録者に1回だけお知らせします）")
-pages = Pages()
+routes = ApiRoutes(
+    "benefits", "特典（公開すると対象の登録者に1回だけお知らせします）", municipal_only=True
+)
+pages = Pages(municipal_only=True)
 
 BENEFIT_ID = QUESTION_ID  # 1-40 of a-z, 0-9, _ and -
 MAX_TITLE = 100
@@ -152,12 +154,6 @@ class BenefitList(BaseModel):
     items: list[BenefitOut]
 
 
-def _own_place(call: Call) -> str:
-    if call.tenant.is_platform:
-        raise not_found()  # operators publish no benefits
-    return call.tenant.code
-
-
 def _benefit_id(call: Call) -> str:
     """The id of a benefit being saved; looking one up takes any id (a malformed one is 404)."""
     benefit_id = call.param("benefit_id")
@@ -209,7 +205,7 @@ async def _make(call: Call, place: str, benefit_id: str, body: BenefitIn) -> Ben
 
 
 async def _save(call: Call, benefit_id: str, body: BenefitIn) -> StoredBenefit:
-    place = _own_place(call)
+    place = call.tenant.code
     benefit = await _make(call, place, benefit_id, body)
     stored = await call.storage.benefits.put(benefit, call.now())
     await call.audit(Action.BENEFIT_SAVED, benefit_id)
@@ -222,7 +218,7 @@ async def _out(call: Call, stored: StoredBenefit) -> BenefitOut:
 
 @routes.get("/benefits", response=BenefitList, role=Role.VIEWER, summary="特典の一覧")
 async def list_benefits(call: Call) -> BenefitList:
-    items = await call.storage.benefits.for_place(_own_place(call))
+    items = await call.storage.benefits.for_place(call.tenant.code)
     return BenefitList(items=[await _out(call, stored) for stored in items])
 
 
@@ -230,7 +226,7 @@ async def list_benefits(call: Call) -> BenefitList:
     "/benefits/{benefit_id}", response=BenefitOut, role=Role.VIEWER, summary="特典を1件取得"
 )
 async def get_benefit(call: Call) -> BenefitOut:
-    stored = await call.storage.benefits.get(_own_place(call), call.param("benefit_id"))
+    stored = await call.storage.benefits.get(call.tenant.code, call.param("benefit_id"))
     if stored is None:
         raise not_found()
     return await _out(call, stored)
@@ -250,7 +246,7 @@ async def put_benefit(call: Call, body: BenefitIn) -> BenefitOut:
 @routes.delete("/benefits/{benefit_id}", role=Role.EDITOR, summary="特典を削除")
 async def delete_benefit(call: Call) -> None:
     benefit_id = call.param("benefit_id")
-    if not await call.storage.benefits.remove(_own_place(call), benefit_id):
+    if not await call.storage.benefits.remove(call.tenant.code, benefit_id):
         raise not_found()
     await call.audit(Action.BENEFIT_REMOVED, benefit_id)
 
@@ -263,7 +259,7 @@ async def delete_benefit(call: Call) -> None:
 )
 async def publish_benefit(call: Call) -> BenefitOut:
     benefit_id = call.param("benefit_id")
-    stored = await call.storage.benefits.publish(_own_place(call), benefit_id, call.now())
+    stored = await call.storage.benefits.publish(call.tenant.code, benefit_id, call.now())
     if stored is None:
         raise not_found()
     await call.audit(Action.BENEFIT_PUBLISHED, benefit_id)
@@ -278,7 +274,7 @@ async def publish_benefit(call: Call) -> BenefitOut:
 )
 async def unpublish_benefit(call: Call) -> BenefitOut:
     benefit_id = call.param("benefit_id")
-    stored = await call.storage.benefits.unpublish(_own_place(call), benefit_id, call.now())
+    stored = await call.storage.benefits.unpublish(call.tenant.code, benefit_id, call.now())
     if stored is None:
         raise not_found()
     await call.audit(Action.BENEFIT_UNPUBLISHED, benefit_id)
@@ -401,8 +397,6 @@ async def _render(
 
 @pages.get("/benefits", role=Role.VIEWER, nav="特典", order=45)
 async def benefits_page(call: PageCall) -> web.StreamResponse:
-    if call.tenant.is_platform:
-        return console.not_found_page(call.request)
     edit = call.request.query.get("edit", "")
     values = None
     if edit:
@@ -413,8 +407,6 @@ async def benefits_page(call: PageCall) -> web.StreamResponse:
 
 @pages.post("/benefits", role=Role.EDITOR)
 async def benefits_save(call: PageCall) -> web.StreamResponse:
-    if call.tenant.is_platform:
-        return console.not_found_page(call.request)
     form = await call.form()
     values: dict[str, object] = {key: form.get(key, "") for key in FORM_FIELDS}
     values["tiers"] = form.getall("tiers", [])
@@ -460,7 +452,7 @@ async def benefits_save(call: PageCall) -> web.StreamResponse:
 async def _change(call: PageCall, action: str) -> web.StreamResponse:
     benefit_id = call.param("benefit_id")
     place = call.tenant.code
-    if call.tenant.is_platform or not BENEFIT_ID.fullmatch(benefit_id):
+    if not BENEFIT_ID.fullmatch(benefit_id):
         return console.not_found_page(call.request)
     now = call.now()
     benefits = call.storage.benefits

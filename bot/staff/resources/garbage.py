@@ -62,8 +62,10 @@ from bot.staff.console import PageCall, Pages
 from bot.staff.context import Call
 from bot.staff.tenancy import Role
 
-routes = ApiRoutes("garbage", "ごみカレンダー（5374.jp 形式の取り込み・書き出し）")
-pages = Pages()
+routes = ApiRoutes(
+    "garbage", "ごみカレンダー（5374.jp 形式の取り込み・書き出し）", municipal_only=True
+)
+pages = Pages(municipal_only=True)
 
 MAX_FILE_BYTES = 2_000_000
 HOLIDAY_RULES = {
@@ -304,12 +306,6 @@ def _today(call: Call) -> date:
     return call.clock.now_jst().date()
 
 
-def _own_place(call: Call) -> str:
-    if call.tenant.is_platform:
-        raise not_found()  # operators have no calendar of their own
-    return call.tenant.code
-
-
 def problems_response(problems: tuple[Problem, ...] | list[Problem], message: str) -> web.Response:
     body = {
         "error": {
@@ -335,7 +331,7 @@ def read_import(files: dict[str, bytes], code: str) -> Calendar:
 
 
 async def _calendar(call: Call) -> Calendar:
-    calendar = await call.storage.garbage_calendars.get(_own_place(call))
+    calendar = await call.storage.garbage_calendars.get(call.tenant.code)
     if calendar is None:
         raise not_found()
     return calendar
@@ -394,7 +390,7 @@ async def get_calendar(call: Call) -> CalendarOut:
     ),
 )
 async def import_calendar(call: Call, body: ImportIn) -> CalendarOut | web.Response:
-    code = _own_place(call)
+    code = call.tenant.code
     files: dict[str, bytes] = {}
     for name, content in body.files.items():
         if body.base64:
@@ -444,7 +440,7 @@ async def update_calendar(call: Call, body: SettingsIn) -> CalendarOut:
 
 @routes.delete("/garbage", role=Role.EDITOR, summary="ごみカレンダーを削除")
 async def delete_calendar(call: Call) -> None:
-    code = _own_place(call)
+    code = call.tenant.code
     if not await call.storage.garbage_calendars.remove(code):
         raise not_found()
     await call.audit(Action.GARBAGE_REMOVED, code)
@@ -487,7 +483,6 @@ def checked(calendar: Calendar) -> Calendar:
 
 async def _edit(
     call: Call,
-    code: str,
     change: Callable[[Calendar], Calendar],
     action: Action,
     target: str,
@@ -499,6 +494,7 @@ async def _edit(
     KeyError when the calendar (unless `create`), area or category does not exist;
     `CalendarEditError` when the change is refused (nothing is saved then).
     """
+    code = call.tenant.code
     calendar = await call.storage.garbage_calendars.get(code)
     if calendar is None:
         if not create:
@@ -515,13 +511,12 @@ async def _edit(
     return changed
 
 
-async def save_category(call: Call, code: str, category_id: str, body: CategoryIn) -> Calendar:
+async def save_category(call: Call, category_id: str, body: CategoryIn) -> Calendar:
     policy = parse_holiday_policy(body.holiday)
     if policy is None:
         raise CalendarEditError(f"祝日の扱い「{body.holiday}」を読めません。")
     return await _edit(
         call,
-        code,
         lambda c: put_category(c, category_id, body.name, body.items, policy, body.notes),
         Action.GARBAGE_CATEGORY_SAVED,
         category_id,
@@ -529,52 +524,42 @@ async def save_category(call: Call, code: str, category_id: str, body: CategoryI
     )
 
 
-async def delete_category(call: Call, code: str, category_id: str) -> Calendar:
+async def delete_category(call: Call, category_id: str) -> Calendar:
     return await _edit(
         call,
-        code,
         lambda c: remove_category(c, category_id),
         Action.GARBAGE_CATEGORY_REMOVED,
         category_id,
     )
 
 
-async def save_area(
-    call: Call, code: str, current: str | None, name: str, body: AreaIn
-) -> Calendar:
+async def save_area(call: Call, current: str | None, name: str, body: AreaIn) -> Calendar:
     """Add the area `name` (`current` None), or change the area now called `current`."""
     return await _edit(
         call,
-        code,
         lambda c: put_area(c, current, name, body.center, body.lat, body.lng),
         Action.GARBAGE_AREA_SAVED,
         name,
     )
 
 
-async def delete_area(call: Call, code: str, name: str) -> Calendar:
-    return await _edit(
-        call, code, lambda c: remove_area(c, name), Action.GARBAGE_AREA_REMOVED, name
-    )
+async def delete_area(call: Call, name: str) -> Calendar:
+    return await _edit(call, lambda c: remove_area(c, name), Action.GARBAGE_AREA_REMOVED, name)
 
 
-async def save_schedule(
-    call: Call, code: str, area: str, category_id: str, body: ScheduleIn
-) -> Calendar:
+async def save_schedule(call: Call, area: str, category_id: str, body: ScheduleIn) -> Calendar:
     rules = rules_of(body.rules)
     return await _edit(
         call,
-        code,
         lambda c: put_schedule(c, area, category_id, rules, body.months),
         Action.GARBAGE_SCHEDULE_SAVED,
         f"{area}/{category_id}",
     )
 
 
-async def delete_schedule(call: Call, code: str, area: str, category_id: str) -> Calendar:
+async def delete_schedule(call: Call, area: str, category_id: str) -> Calendar:
     return await _edit(
         call,
-        code,
         lambda c: remove_schedule(c, area, category_id),
         Action.GARBAGE_SCHEDULE_REMOVED,
         f"{area}/{category_id}",
@@ -599,8 +584,7 @@ async def _api_edit(call: Call, edit: Awaitable[Calendar]) -> CalendarOut:
     description="カレンダーがまだなければ、この分別から新しく作ります。",
 )
 async def put_category_api(call: Call, body: CategoryIn) -> CalendarOut:
-    code = _own_place(call)
-    return await _api_edit(call, save_category(call, code, call.param("category_id"), body))
+    return await _api_edit(call, save_category(call, call.param("category_id"), body))
 
 
 @routes.delete(
@@ -610,8 +594,7 @@ async def put_category_api(call: Call, body: CategoryIn) -> CalendarOut:
     summary="分別を削除（各地区のその分別の収集日も消えます）",
 )
 async def delete_category_api(call: Call) -> CalendarOut:
-    code = _own_place(call)
-    return await _api_edit(call, delete_category(call, code, call.param("category_id")))
+    return await _api_edit(call, delete_category(call, call.param("category_id")))
 
 
 @routes.put(
@@ -623,11 +606,10 @@ async def delete_category_api(call: Call) -> CalendarOut:
     description="ない地区なら追加します。name を送ると地区の名前を変えます。",
 )
 async def put_area_api(call: Call, body: AreaIn) -> CalendarOut:
-    code = _own_place(call)
     area = call.param("area")
-    calendar = await call.storage.garbage_calendars.get(code)
+    calendar = await call.storage.garbage_calendars.get(call.tenant.code)
     current = area if calendar is not None and area in calendar.area_names() else None
-    return await _api_edit(call, save_area(call, code, current, body.name or area, body))
+    return await _api_edit(call, save_area(call, current, body.name or area, body))
 
 
 @routes.delete(
@@ -637,8 +619,7 @@ async def put_area_api(call: Call, body: AreaIn) -> CalendarOut:
     summary="地区を削除（その地区の収集日・収集休止も消えます）",
 )
 async def delete_area_api(call: Call) -> CalendarOut:
-    code = _own_place(call)
-    return await _api_edit(call, delete_area(call, code, call.param("area")))
+    return await _api_edit(call, delete_area(call, call.param("area")))
 
 
 @routes.put(
@@ -649,9 +630,8 @@ async def delete_area_api(call: Call) -> CalendarOut:
     summary="地区の分別の収集日を設定（毎週・第n・隔週・特定の日付、月の指定）",
 )
 async def put_schedule_api(call: Call, body: ScheduleIn) -> CalendarOut:
-    code = _own_place(call)
     area, category_id = call.param("area"), call.param("category_id")
-    return await _api_edit(call, save_schedule(call, code, area, category_id, body))
+    return await _api_edit(call, save_schedule(call, area, category_id, body))
 
 
 @routes.delete(
@@ -661,9 +641,8 @@ async def put_schedule_api(call: Call, body: ScheduleIn) -> CalendarOut:
     summary="地区でその分別を収集しない設定にする",
 )
 async def delete_schedule_api(call: Call) -> CalendarOut:
-    code = _own_place(call)
     area, category_id = call.param("area"), call.param("category_id")
-    return await _api_edit(call, delete_schedule(call, code, area, category_id))
+    return await _api_edit(call, delete_schedule(call, area, category_id))
 
 
 # --- console --------------------------------------------------------------------------------------
@@ -694,15 +673,11 @@ async def _render(
 
 @pages.get("/garbage", role=Role.VIEWER, nav="ごみカレンダー", order=45)
 async def garbage_page(call: PageCall) -> web.StreamResponse:
-    if call.tenant.is_platform:
-        return console.not_found_page(call.request)
     return await _render(call)
 
 
 @pages.post("/garbage/import", role=Role.EDITOR)
 async def garbage_import(call: PageCall) -> web.StreamResponse:
-    if call.tenant.is_platform:
-        return console.not_found_page(call.request)
     data = await call.request.post()
     files: dict[str, bytes] = {}
     for value in data.getall("files", []):
@@ -724,8 +699,6 @@ async def garbage_import(call: PageCall) -> web.StreamResponse:
 
 @pages.post("/garbage/settings", role=Role.EDITOR)
 async def garbage_settings(call: PageCall) -> web.StreamResponse:
-    if call.tenant.is_platform:
-        return console.not_found_page(call.request)
     calendar = await call.storage.garbage_calendars.get(call.tenant.code)
     if calendar is None:
         return console.not_found_page(call.request)
@@ -796,7 +769,7 @@ async def garbage_export_file(call: PageCall) -> web.StreamResponse:
 
 @pages.post("/garbage/delete", role=Role.EDITOR)
 async def garbage_delete(call: PageCall) -> web.StreamResponse:
-    if call.tenant.is_platform or not await call.storage.garbage_calendars.remove(call.tenant.code):
+    if not await call.storage.garbage_calendars.remove(call.tenant.code):
         return console.not_found_page(call.request)
     await call.audit(Action.GARBAGE_REMOVED, call.tenant.code)
     raise call.redirect("/admin/garbage", notice="garbage_removed")
@@ -865,8 +838,6 @@ def _console_error(exc: Exception) -> str:
 
 @pages.get("/garbage/category", role=Role.EDITOR)
 async def garbage_category_page(call: PageCall) -> web.StreamResponse:
-    if call.tenant.is_platform:
-        return console.not_found_page(call.request)
     category_id = call.request.query.get("id", "")
     values: dict[str, Any] = {"new": True, "category_id": "", "name": "", "items": "", "notes": ""}
     values["holiday"] = "collected"
@@ -892,8 +863,6 @@ async def garbage_category_page(call: PageCall) -> web.StreamResponse:
 
 @pages.post("/garbage/category", role=Role.EDITOR)
 async def garbage_category_save(call: PageCall) -> web.StreamResponse:
-    if call.tenant.is_platform:
-        return console.not_found_page(call.request)
     form = await call.form()
     values: dict[str, Any] = {
         key: form.get(key, "") for key in ("category_id", "name", "items", "holiday", "notes")
@@ -906,7 +875,7 @@ async def garbage_category_save(call: PageCall) -> web.StreamResponse:
             holiday=values["holiday"] or "collected",
             notes=values["notes"],
         )
-        await save_category(call, call.tenant.code, values["category_id"].strip(), body)
+        await save_category(call, values["category_id"].strip(), body)
     except KeyError:
         return console.not_found_page(call.request)
     except ValueError as exc:
@@ -916,10 +885,8 @@ async def garbage_category_save(call: PageCall) -> web.StreamResponse:
 
 @pages.post("/garbage/category/delete", role=Role.EDITOR)
 async def garbage_category_delete(call: PageCall) -> web.StreamResponse:
-    if call.tenant.is_platform:
-        return console.not_found_page(call.request)
     form = await call.form()
-    removal = delete_category(call, call.tenant.code, form.get("category_id", ""))
+    removal = delete_category(call, form.get("category_id", ""))
     return await _console_removal(call, removal, "garbage_category_removed")
 
 
@@ -938,8 +905,6 @@ async def _console_removal(
 
 @pages.get("/garbage/area", role=Role.EDITOR)
 async def garbage_area_page(call: PageCall) -> web.StreamResponse:
-    if call.tenant.is_platform:
-        return console.not_found_page(call.request)
     calendar = await call.storage.garbage_calendars.get(call.tenant.code)
     if calendar is None:
         return console.not_found_page(call.request)
@@ -961,8 +926,6 @@ async def garbage_area_page(call: PageCall) -> web.StreamResponse:
 
 @pages.post("/garbage/area", role=Role.EDITOR)
 async def garbage_area_save(call: PageCall) -> web.StreamResponse:
-    if call.tenant.is_platform:
-        return console.not_found_page(call.request)
     form = await call.form()
     values = {key: form.get(key, "").strip() for key in ("current", "name", "center", "lat", "lng")}
     try:
@@ -971,7 +934,7 @@ async def garbage_area_save(call: PageCall) -> web.StreamResponse:
             lat=_number(values["lat"], "緯度"),
             lng=_number(values["lng"], "経度"),
         )
-        await save_area(call, call.tenant.code, values["current"] or None, values["name"], body)
+        await save_area(call, values["current"] or None, values["name"], body)
     except KeyError:
         return console.not_found_page(call.request)
     except ValueError as exc:
@@ -990,17 +953,13 @@ def _number(text: str, label: str) -> float | None:
 
 @pages.post("/garbage/area/delete", role=Role.EDITOR)
 async def garbage_area_delete(call: PageCall) -> web.StreamResponse:
-    if call.tenant.is_platform:
-        return console.not_found_page(call.request)
     form = await call.form()
-    removal = delete_area(call, call.tenant.code, form.get("name", ""))
+    removal = delete_area(call, form.get("name", ""))
     return await _console_removal(call, removal, "garbage_area_removed")
 
 
 @pages.get("/garbage/schedule", role=Role.EDITOR)
 async def garbage_schedule_page(call: PageCall) -> web.StreamResponse:
-    if call.tenant.is_platform:
-        return console.not_found_page(call.request)
     calendar = await call.storage.garbage_calendars.get(call.tenant.code)
     query = call.request.query
     area, category_id = query.get("area", ""), query.get("category", "")
@@ -1023,8 +982,6 @@ async def garbage_schedule_page(call: PageCall) -> web.StreamResponse:
 
 @pages.post("/garbage/schedule", role=Role.EDITOR)
 async def garbage_schedule_save(call: PageCall) -> web.StreamResponse:
-    if call.tenant.is_platform:
-        return console.not_found_page(call.request)
     form = await call.form()
     area, category_id = form.get("area", ""), form.get("category", "")
     rows = [
@@ -1053,7 +1010,7 @@ async def garbage_schedule_save(call: PageCall) -> web.StreamResponse:
             except ValueError as exc:
                 raise CalendarEditError(f"{number}つ目の収集日: {_first_error(exc)}") from None
         body = ScheduleIn(rules=items, months=values["months"])
-        await save_schedule(call, call.tenant.code, area, category_id, body)
+        await save_schedule(call, area, category_id, body)
     except KeyError:
         return console.not_found_page(call.request)
     except ValueError as exc:
@@ -1063,9 +1020,7 @@ async def garbage_schedule_save(call: PageCall) -> web.StreamResponse:
 
 @pages.post("/garbage/schedule/delete", role=Role.EDITOR)
 async def garbage_schedule_delete(call: PageCall) -> web.StreamResponse:
-    if call.tenant.is_platform:
-        return console.not_found_page(call.request)
     form = await call.form()
     area, category_id = form.get("area", ""), form.get("category", "")
-    removal = delete_schedule(call, call.tenant.code, area, category_id)
+    removal = delete_schedule(call, area, category_id)
     return await _console_removal(call, removal, "garbage_schedule_removed")

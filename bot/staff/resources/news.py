@@ -48,8 +48,9 @@ from bot.storage.staff import LINE_CODE_TTL, line_code_hash, new_line_code
 routes = ApiRoutes(
     "news",
     "お知らせ（編集者が作成・承認依頼、管理者が承認して配信。配信レポートつき）",
+    municipal_only=True,
 )
-pages = Pages()
+pages = Pages(municipal_only=True)
 
 M = TypeVar("M", bound=BaseModel)
 NEWS_ID = re.compile(r"[0-9a-f]{8,32}")
@@ -344,26 +345,21 @@ class TestSendOut(BaseModel):
 # --- the work, shared by API and console ------------------------------------------------------
 
 
-def _place(call: Call) -> str:
-    if call.tenant.is_platform:
-        raise not_found()  # operators send no news
-    return call.tenant.code
-
-
 def _service(call: Call) -> NewsService:
     news: NewsService = call.request.config_dict[SERVICES].news
     return news
 
 
-def _news_id(call: Call) -> str:
+async def _find_item(call: Call) -> NewsItem | None:
+    """The caller's item named in the path, if any (a malformed id names none)."""
     news_id = call.param("news_id")
     if not NEWS_ID.fullmatch(news_id):
-        raise not_found()
-    return news_id
+        return None
+    return await _service(call).get(call.tenant.code, news_id)
 
 
 async def _item(call: Call) -> NewsItem:
-    item = await _service(call).get(_place(call), _news_id(call))
+    item = await _find_item(call)
     if item is None:
         raise not_found()
     return item
@@ -393,7 +389,7 @@ async def create(call: Call, body: NewsIn) -> NewsItem:
     content, segment, schedule = _checked(body, call.now())
     try:
         item = await _service(call).create(
-            _place(call), call.actor.label, body.title, content, segment, schedule, call.now()
+            call.tenant.code, call.actor.label, body.title, content, segment, schedule, call.now()
         )
     except ValueError as exc:
         raise _invalid(str(exc)) from None
@@ -537,7 +533,7 @@ def preview(call: Call, title: str, content: Content, topic: str) -> PreviewOut:
     except ValueError as exc:
         return PreviewOut(ok=False, message=str(exc), messages=[])
     renderer = call.request.config_dict[SERVICES].renderer
-    item = _preview_item(_place(call), title, content, topic, call.now())
+    item = _preview_item(call.tenant.code, title, content, topic, call.now())
     return PreviewOut(
         ok=True, message="", messages=[m.to_dict() for m in news_messages(renderer, item)]
     )
@@ -548,7 +544,7 @@ def preview(call: Call, title: str, content: Content, topic: str) -> PreviewOut:
 
 @routes.get("/news", response=NewsList, summary="お知らせの一覧（新しい順）")
 async def list_news(call: Call) -> NewsList:
-    items = await _service(call).list(_place(call))
+    items = await _service(call).list(call.tenant.code)
     return NewsList(items=[NewsOut.of(item) for item in items])
 
 
@@ -576,7 +572,7 @@ async def count_news_recipients(call: Call, body: SegmentIn) -> CountOut:
         segment.validate()
     except ValueError as exc:
         raise _invalid(str(exc), "segment") from None
-    return CountOut(count=await _service(call).count_recipients(_place(call), segment))
+    return CountOut(count=await _service(call).count_recipients(call.tenant.code, segment))
 
 
 @routes.post(
@@ -667,7 +663,13 @@ async def news_report(call: Call) -> ReportOut:
     return ReportOut.of(await _service(call).report(item.municipality_code, item.id))
 
 
-@routes.get("/me/line", response=LineLinkOut, summary="自分のLINEアカウントの連携状況")
+# The staff member's own LINE account: the operator's staff have one too.
+@routes.get(
+    "/me/line",
+    response=LineLinkOut,
+    summary="自分のLINEアカウントの連携状況",
+    municipal_only=False,
+)
 async def my_line(call: Call) -> LineLinkOut:
     account = await _account(call)
     return LineLinkOut(
@@ -683,12 +685,18 @@ async def my_line(call: Call) -> LineLinkOut:
     response=LineLinkOut,
     role=Role.EDITOR,
     summary="LINE連携コードを発行（10分間・1回だけ有効。LINEで「職員連携」と送ってから入力）",
+    municipal_only=False,
 )
 async def issue_my_line_code(call: Call) -> LineLinkOut:
     return await issue_line_code(call)
 
 
-@routes.delete("/me/line", role=Role.EDITOR, summary="自分のLINEアカウントの連携を解除")
+@routes.delete(
+    "/me/line",
+    role=Role.EDITOR,
+    summary="自分のLINEアカウントの連携を解除",
+    municipal_only=False,
+)
 async def unlink_my_line(call: Call) -> None:
     await unlink_line(call)
 
@@ -952,23 +960,13 @@ async def _compose_page(
     return _editor_headers(response)
 
 
-async def _page_item(call: PageCall) -> NewsItem | None:
-    if call.tenant.is_platform or not NEWS_ID.fullmatch(call.param("news_id")):
-        return None
-    return await _service(call).get(call.tenant.code, call.param("news_id"))
-
-
 @pages.get("/news", nav="お知らせ", order=47)
 async def news_page(call: PageCall) -> web.StreamResponse:
-    if call.tenant.is_platform:
-        return console.not_found_page(call.request)
     return await _list_page(call)
 
 
 @pages.get("/news/new", role=Role.EDITOR)
 async def news_new_page(call: PageCall) -> web.StreamResponse:
-    if call.tenant.is_platform:
-        return console.not_found_page(call.request)
     return await _compose_page(call, item=None, values=_blank_values())
 
 
@@ -992,15 +990,11 @@ async def _save(call: PageCall, item: NewsItem | None) -> web.StreamResponse:
 
 @pages.post("/news/new", role=Role.EDITOR)
 async def news_create(call: PageCall) -> web.StreamResponse:
-    if call.tenant.is_platform:
-        return console.not_found_page(call.request)
     return await _save(call, None)
 
 
 @pages.post("/news/line/code", role=Role.EDITOR)
 async def news_line_code(call: PageCall) -> web.StreamResponse:
-    if call.tenant.is_platform:
-        return console.not_found_page(call.request)
     try:
         issued = await issue_line_code(call)
     except ApiError as exc:
@@ -1010,8 +1004,6 @@ async def news_line_code(call: PageCall) -> web.StreamResponse:
 
 @pages.post("/news/line/unlink", role=Role.EDITOR)
 async def news_line_unlink(call: PageCall) -> web.StreamResponse:
-    if call.tenant.is_platform:
-        return console.not_found_page(call.request)
     try:
         await unlink_line(call)
     except ApiError as exc:
@@ -1021,7 +1013,7 @@ async def news_line_unlink(call: PageCall) -> web.StreamResponse:
 
 @pages.get("/news/{news_id}")
 async def news_item_page(call: PageCall) -> web.StreamResponse:
-    item = await _page_item(call)
+    item = await _find_item(call)
     if item is None:
         return console.not_found_page(call.request)
     return await _compose_page(call, item=item, values=_values_of(item))
@@ -1029,7 +1021,7 @@ async def news_item_page(call: PageCall) -> web.StreamResponse:
 
 @pages.post("/news/{news_id}", role=Role.EDITOR)
 async def news_update(call: PageCall) -> web.StreamResponse:
-    item = await _page_item(call)
+    item = await _find_item(call)
     if item is None:
         return console.not_found_page(call.request)
     return await _save(call, item)
@@ -1045,7 +1037,7 @@ _NOTICE = {
 
 
 async def _act(call: PageCall, action: Move | Literal["test"]) -> web.StreamResponse:
-    item = await _page_item(call)
+    item = await _find_item(call)
     if item is None:
         return console.not_found_page(call.request)
     reason = ""
@@ -1065,7 +1057,7 @@ async def _act(call: PageCall, action: Move | Literal["test"]) -> web.StreamResp
     except ApiError as exc:
         if exc.status == 404:
             return console.not_found_page(call.request)
-        current = await _page_item(call) or item
+        current = await _find_item(call) or item
         return await _compose_page(
             call, item=current, values=_values_of(current), status=exc.status, error=exc.message
         )

@@ -31,8 +31,8 @@ from bot.staff.tenancy import Role
 from bot.storage import Storage
 from bot.storage.programs import ProgramTaken, StoredProgram
 
-routes = ApiRoutes("programs", "既存の取組（ファンクラブ等）と会員名簿")
-pages = Pages()
+routes = ApiRoutes("programs", "既存の取組（ファンクラブ等）と会員名簿", municipal_only=True)
+pages = Pages(municipal_only=True)
 
 PROGRAM_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 MAX_CSV_BYTES = 5 * 1024 * 1024
@@ -77,12 +77,6 @@ class ImportOut(BaseModel):
     program: ProgramOut
 
 
-def _own_place(call: Call) -> str:
-    if call.tenant.is_platform:
-        raise not_found()
-    return call.tenant.code
-
-
 async def program_out(storage: Storage, stored: StoredProgram) -> ProgramOut:
     program = stored.program
     numbers = await storage.program_links.numbers(program.id)
@@ -100,7 +94,7 @@ async def program_out(storage: Storage, stored: StoredProgram) -> ProgramOut:
 
 
 async def _own_program(call: Call) -> StoredProgram:
-    place = _own_place(call)
+    place = call.tenant.code
     stored = await call.storage.programs.get(call.param("program_id"))
     if stored is None or stored.program.place_code != place:
         raise not_found()
@@ -123,7 +117,7 @@ def _program(place: str, program_id: str, name: str, member_format: str) -> Prog
 
 
 async def _save(call: Call, program_id: str, body: ProgramIn) -> StoredProgram:
-    program = _program(_own_place(call), program_id, body.name, body.member_number_format)
+    program = _program(call.tenant.code, program_id, body.name, body.member_number_format)
     try:
         stored = await call.storage.programs.put(program, call.now())
     except ProgramTaken:
@@ -148,7 +142,7 @@ async def import_members(
 
 @routes.get("/programs", response=ProgramList, role=Role.VIEWER, summary="既存の取組の一覧")
 async def list_programs(call: Call) -> ProgramList:
-    items = await call.storage.programs.for_place(_own_place(call))
+    items = await call.storage.programs.for_place(call.tenant.code)
     return ProgramList(items=[await program_out(call.storage, s) for s in items])
 
 
@@ -233,15 +227,11 @@ async def _render(
 
 @pages.get("/programs", role=Role.VIEWER, nav="既存の取組", order=46)
 async def programs_page(call: PageCall) -> web.StreamResponse:
-    if call.tenant.is_platform:
-        return console.not_found_page(call.request)
     return await _render(call)
 
 
 @pages.post("/programs", role=Role.EDITOR)
 async def programs_save(call: PageCall) -> web.StreamResponse:
-    if call.tenant.is_platform:
-        return console.not_found_page(call.request)
     form = await call.form()
     values = {k: form.get(k, "").strip() for k in ("program_id", "name", "member_number_format")}
     try:
@@ -258,8 +248,6 @@ async def programs_save(call: PageCall) -> web.StreamResponse:
 
 @pages.post("/programs/{program_id}/members", role=Role.EDITOR)
 async def programs_import(call: PageCall) -> web.StreamResponse:
-    if call.tenant.is_platform:
-        return console.not_found_page(call.request)
     try:
         stored = await _own_program(call)
     except ApiError:

@@ -26,8 +26,8 @@ from bot.storage.questions import (
     Question,
 )
 
-routes = ApiRoutes("questions", "独自の質問")
-pages = Pages()
+routes = ApiRoutes("questions", "独自の質問", municipal_only=True)
+pages = Pages(municipal_only=True)
 
 console.NOTICES.update(
     {"question_saved": "質問を保存しました。", "question_removed": "質問を削除しました。"}
@@ -88,12 +88,6 @@ class QuestionList(BaseModel):
     items: list[QuestionOut]
 
 
-def _own_place(call: Call) -> str:
-    if call.tenant.is_platform:
-        raise not_found()  # operators have no residents to ask
-    return call.tenant.code
-
-
 def _question_id(call: Call) -> str:
     question_id = call.param("question_id")
     if not QUESTION_ID.fullmatch(question_id):
@@ -108,7 +102,7 @@ def _question_id(call: Call) -> str:
 
 async def _save(call: Call, question_id: str, body: QuestionIn) -> Question:
     question = Question(
-        place_code=_own_place(call),
+        place_code=call.tenant.code,
         question_id=question_id,
         prompt=body.prompt.strip(),
         kind=body.kind,
@@ -125,7 +119,7 @@ async def _save(call: Call, question_id: str, body: QuestionIn) -> Question:
 
 @routes.get("/questions", response=QuestionList, role=Role.VIEWER, summary="独自の質問の一覧")
 async def list_questions(call: Call) -> QuestionList:
-    questions = await call.storage.questions.all_for_place(_own_place(call))
+    questions = await call.storage.questions.all_for_place(call.tenant.code)
     return QuestionList(items=[QuestionOut.of(q) for q in questions])
 
 
@@ -143,7 +137,7 @@ async def put_question(call: Call, body: QuestionIn) -> QuestionOut:
 @routes.delete("/questions/{question_id}", role=Role.EDITOR, summary="独自の質問を削除")
 async def delete_question(call: Call) -> None:
     question_id = call.param("question_id")  # a malformed id names nothing: 404, as documented
-    if not await call.storage.questions.remove(_own_place(call), question_id):
+    if not await call.storage.questions.remove(call.tenant.code, question_id):
         raise not_found()
     await call.audit(Action.QUESTION_REMOVED, question_id)
 
@@ -178,15 +172,11 @@ async def _render(
 
 @pages.get("/questions", role=Role.VIEWER, nav="独自の質問", order=40)
 async def questions_page(call: PageCall) -> web.StreamResponse:
-    if call.tenant.is_platform:
-        return console.not_found_page(call.request)
     return await _render(call)
 
 
 @pages.post("/questions", role=Role.EDITOR)
 async def questions_save(call: PageCall) -> web.StreamResponse:
-    if call.tenant.is_platform:
-        return console.not_found_page(call.request)
     form = await call.form()
     values = {
         key: form.get(key, "") for key in ("question_id", "prompt", "kind", "choices", "order")
@@ -216,9 +206,7 @@ async def questions_save(call: PageCall) -> web.StreamResponse:
 @pages.post("/questions/{question_id}/delete", role=Role.EDITOR)
 async def questions_delete(call: PageCall) -> web.StreamResponse:
     question_id = call.param("question_id")
-    if call.tenant.is_platform or not await call.storage.questions.remove(
-        call.tenant.code, question_id
-    ):
+    if not await call.storage.questions.remove(call.tenant.code, question_id):
         return console.not_found_page(call.request)
     await call.audit(Action.QUESTION_REMOVED, question_id)
     raise call.redirect("/admin/questions", notice="question_removed")
