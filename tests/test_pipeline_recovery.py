@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.line.pipeline import STALE_AFTER
+from bot.dialog.engine import DialogEngine
+from bot.line.pipeline import LEASE_TTL, STALE_AFTER, to_incoming
 from bot.line.webhook import PIPELINE
+from bot.router import Router
 from bot.storage.db import Document
 from tests.stack import Stack, message_texts
 
@@ -80,4 +82,37 @@ async def test_a_turn_that_writes_no_state_is_simply_run_again(stack: Stack) -> 
     replies = await chat.inbox()
     assert len(replies) == 1
     assert "ふるさと住民登録のLINEです" in "\n".join(message_texts([replies[0]["message"]]))
+    assert await chat.inbox(wait=0.5) == []
+
+
+async def test_an_answer_stored_with_the_commit_is_sent_by_the_survivor(stack: Stack) -> None:
+    """The process dies right after the commit, before it even recorded the reply."""
+    chat = await stack.user("復旧三郎")
+    storage = stack.services.storage
+    pipeline = stack.bot_app[PIPELINE]
+    await stack.wait_idle()  # the greeting's handling has let go of the queue
+    # The process that will die holds the resident's queue.
+    assert await storage.leases.acquire(chat.user_id, "dying", stack.clock.now(), LEASE_TTL)
+    await chat._control("text", {"text": "登録"})
+    await stack.wait_idle()
+    stored = await storage.inbound_events.next_pending(chat.user_id, stack.clock.now())
+    assert stored is not None
+    incoming = to_incoming(storage.inbound_events.event_of(stored))
+    assert incoming is not None and isinstance(pipeline.handler, Router)
+    assert isinstance(pipeline.handler.dialog, DialogEngine)
+    # It runs the turn (committing it) and dies before sending: its answer goes nowhere.
+    lost = await pipeline.handler.dialog.handle(incoming)
+    committed = await storage.conversations.load(chat.user_id)
+    assert committed.event_id == stored["_id"] and committed.conversation is not None
+    assert await chat.inbox(wait=0.5) == []
+
+    stack.clock.offset += max(LEASE_TTL, STALE_AFTER)
+    assert await pipeline.sweep() == 1
+    await stack.wait_idle()
+    replies = await chat.inbox()
+    assert len(replies) == 1
+    assert replies[0]["message"] == lost[0].to_dict()  # the answer the dead process rendered
+    assert (await storage.conversations.load(chat.user_id)).version == committed.version
+    await chat.send("けせんぬま")  # its buttons and steps carry on from the committed turn
+    assert "でよろしいですか" in chat.last_text
     assert await chat.inbox(wait=0.5) == []

@@ -116,21 +116,34 @@ class DialogEngine:
         for attempt in range(2):
             loaded = await store.load(incoming.user_id)
             if incoming.event_id and loaded.event_id == incoming.event_id:
-                raise TurnCommitted(incoming.event_id)
+                raise TurnCommitted(incoming.event_id, loaded.reply)
             turn = self._new_turn(incoming, copy.deepcopy(loaded.conversation))
             await self._turn(turn)
-            try:
-                await self._commit(turn, loaded)
-            except ConversationConflict:
-                log.info("conversation changed meanwhile", extra={"attempt": attempt + 1})
-                continue
+            writes = self._next_version(turn, loaded)
+            # The answer is rendered before the commit and stored with the state, so a process
+            # that dies after the commit leaves it to the one that finishes the event. A turn
+            # with work after the commit (a completion) adds that work's answer afterwards.
+            early = self._finalize(turn) if writes and not turn.after_commit else None
+            if writes:
+                try:
+                    await store.save(
+                        turn.user_id,
+                        turn.conv,
+                        loaded.version,
+                        self.services.clock.now(),
+                        incoming.event_id,
+                        [message.to_dict() for message in early or []],
+                    )
+                except ConversationConflict:
+                    log.info("conversation changed meanwhile", extra={"attempt": attempt + 1})
+                    continue
             try:
                 for job in turn.after_commit:
                     await job()
             except PyMongoError as exc:
                 # Committed: a retry would not run this turn again, so apologise now.
                 raise RuntimeError("the database failed after the turn committed") from exc
-            return self._finalize(turn)
+            return early if early is not None else self._finalize(turn)
         turn = self._new_turn(incoming, None)
         turn.say("common/busy", buttons=self.commands.menu_buttons())
         return self._finalize(turn)
@@ -142,17 +155,18 @@ class DialogEngine:
 
     # --- state --------------------------------------------------------------------------------
 
-    async def _commit(self, turn: Turn, loaded: Loaded) -> None:
-        """Write the new state as the next version; `ConversationConflict` if someone was first."""
+    def _next_version(self, turn: Turn, loaded: Loaded) -> bool:
+        """Whether the turn changed the state; the conversation gets the version it will be
+        written as (its buttons carry it)."""
         old, new = loaded.conversation, turn.conv
         if new is None and old is None:
-            return
+            return False
         if new is not None and old is not None and new.snapshot() == old.snapshot():
             new.version = old.version
-            return
-        await self.services.storage.conversations.save(
-            turn.user_id, new, loaded.version, self.services.clock.now(), turn.incoming.event_id
-        )
+            return False
+        if new is not None:
+            new.version = loaded.version + 1
+        return True
 
     def _idle(self, conv: Conversation, now: datetime) -> bool:
         return conv.updated_at is not None and now - conv.updated_at >= self.idle_limit

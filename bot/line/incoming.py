@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from linebot.v3.messaging import Message
 
@@ -41,7 +41,12 @@ class Incoming:
 class TurnCommitted(Exception):
     """Raised by a handler that finds this event's turn committed by an earlier attempt (whose
     process died, or lost the database, before finishing): running it again would apply it
-    twice. The pipeline then sends only what that attempt recorded but may not have sent."""
+    twice. `reply`, the answer stored with the commit (LINE messages as dicts, or none), and
+    the replies that attempt recorded are sent if they may not have been."""
+
+    def __init__(self, event_id: str, reply: list[dict[str, Any]]) -> None:
+        super().__init__(event_id)
+        self.reply = reply
 
 
 class Replier(Protocol):

@@ -297,13 +297,14 @@ class Pipeline:
 
         try:
             await self.handler(incoming, reply)
-        except TurnCommitted:
-            # Running it again would apply it twice: send what the earlier attempt recorded,
-            # at most once each (see `_send_reply`).
+        except TurnCommitted as committed:
+            # Running it again would apply it twice: send the answer stored with the commit and
+            # what the earlier attempt recorded, at most once each (see `_send_reply`).
             log.warning("event committed by an earlier attempt", extra={"event_id": event_id})
+            stored_replies = {1: committed.reply} if committed.reply else {}
             recorded: dict[int, Sequence[Message]] = {
                 n: [Message.from_dict(m) for m in messages]
-                for n, messages in events.replies_of(stored).items()
+                for n, messages in (stored_replies | events.replies_of(stored)).items()
             }
             for n, messages in sorted((recorded | self._unsent.pop(event_id, {})).items()):
                 await self._send_reply(stored, incoming.user_id, n, messages, n <= tried)

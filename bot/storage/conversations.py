@@ -15,6 +15,7 @@ to are removed by the cleanup job after `KEEP_IDLE`.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -78,12 +79,14 @@ class Conversation:
 
 @dataclass(frozen=True)
 class Loaded:
-    """A user's state as read: the conversation (None outside a flow), the version read, and
-    the webhook event whose turn wrote it (a retry of that event must not run it again)."""
+    """A user's state as read: the conversation (None outside a flow), the version read, the
+    webhook event whose turn wrote it (a retry of that event must not run it again) and the
+    answer that turn stored with it (LINE messages as dicts; see `Conversations.save`)."""
 
     conversation: Conversation | None
     version: int
     event_id: str = ""
+    reply: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _int(value: Any) -> int:
@@ -108,9 +111,9 @@ class Conversations(Store):
             return Loaded(None, 0)
         version = _int(doc.get("version"))
         event_id = str(doc.get("event") or "")
-        if not doc.get("flow"):
-            return Loaded(None, version, event_id)
-        return Loaded(Conversation.from_document(doc), version, event_id)
+        reply = json.loads(doc["reply"]) if isinstance(doc.get("reply"), str) else []
+        conversation = Conversation.from_document(doc) if doc.get("flow") else None
+        return Loaded(conversation, version, event_id, reply)
 
     async def get(self, user_id: str) -> Conversation | None:
         return (await self.load(user_id)).conversation
@@ -122,9 +125,11 @@ class Conversations(Store):
         expected_version: int,
         now: datetime,
         event_id: str = "",
+        reply: list[dict[str, Any]] | None = None,
     ) -> int:
         """Write the state (None: no conversation) as version `expected_version + 1`, by the
-        turn of webhook event `event_id`.
+        turn of webhook event `event_id`, with that turn's answer `reply` (kept until the next
+        write: a process that finishes the event after the writer died sends it).
 
         Raises `ConversationConflict` when another writer got there first. On success the
         conversation's `version` and `updated_at` are set, and the version read is removed.
@@ -139,6 +144,8 @@ class Conversations(Store):
             "event": event_id,
             "flow": None,
         }
+        if reply:
+            doc["reply"] = json.dumps(reply, ensure_ascii=False)
         if conversation is not None:
             conversation.version = version
             conversation.updated_at = now
