@@ -162,9 +162,7 @@ async def test_sigkill_of_the_web_process_under_load(
         await late.answer(COMMANDS[0], answers[COMMANDS[0]])
         await asyncio.gather(*chats)
 
-        ledger = await check_exactly_once(
-            http, url, storage, registering, extra=[*residents, late]
-        )
+        ledger = await check_exactly_once(http, url, storage, registering, extra=[*residents, late])
         assert ledger.refused_deliveries >= 2
         print(f"SIGKILL of serve: {ledger}")
 
