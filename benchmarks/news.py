@@ -98,8 +98,8 @@ async def run(run: Run) -> list[Row]:
     )
     results: dict[int, dict[str, Figure]] = {}
     for size in sizes(run):
-        # Seeding, planning and sending at the rates seen here (~3,000, ~1,000, ~3,000 a second).
-        estimate = size / 3000 + size / 1000 + size / 3000 + 30
+        # Seeding, planning and sending at the rates seen here (~3,000, ~1,300, ~10,000 a second).
+        estimate = size / 3000 + size / 1300 + size / 10_000 + 30
         if not run.fits(estimate):
             rows.append(out_of_time(NAME, "deliver_news (news-core)", f"{size:,} people", estimate))
             continue

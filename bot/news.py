@@ -8,33 +8,39 @@ Delivery (`deliver_news`, run by the worker every few seconds, `bot/jobs/news.py
 
 1. **Runs.** An approved item whose `next_run_at` is near gets run number `runs + 1`, claimed by
    inserting `news_runs/<news>:<run>` (a unique insert: two workers never start it twice).
-2. **Planning**, while the first batches already go out. The run's segment is read from
-   `registrations` by one cursor sorted by `user_id` (memory stays flat whatever the segment's
-   size) and cut into batches of at most 500 people. A batch's `_id` is `<news>:<run>:<seq>` and inserting it is the claim; planning
-   resumes after the last planned batch's last user id, so a person is in exactly one batch by
-   construction, even across crashes. Batches may be planned before the run is due; they carry
-   `not_before` (the due time moved out of quiet hours).
+2. **Planning**, while the first batches already go out (or ahead of the due time, which the
+   sending does not wait for). The run's segment is read from `registrations` by one cursor
+   sorted by `user_id` (memory stays flat whatever the segment's size) and cut into batches of
+   at most 500 people. A batch's `_id` is `<news>:<run>:<seq>` and inserting it is the claim;
+   planning resumes after the last planned batch's last user id, so a person is in exactly one
+   batch by construction, even across crashes. Batches carry `not_before` (the due time moved
+   out of quiet hours). All per-person work happens here, before the batch is inserted: people
+   who blocked the account or switched the topic off (read once per planning pass, by equality
+   filters) are put in the batch's `skip`; each other person claims one of their daily cap
+   slots (`news_caps/<user>:<day>:<n>`, n ≤ the cap, by unique insert, naming the batch) on the
+   Japan day of `not_before`; people with no slot left move to a follow-up batch
+   `<batch>~<next day>` (allotted the same way, never dropped).
 3. **Sending**, by one worker at a time: the holder of the `news-delivery` lease (another worker
    takes over when it expires). One sender keeps the channel under its multicast rate limit
-   however many workers run; inside the holder, batches go out concurrently, paced at
-   `multicast_per_second`. For each ready batch: people who blocked the account or switched the
-   topic off are skipped (checked now, not at planning: they may change in between); each other
-   person claims one of their daily cap slots (`news_caps/<user>:<day>:<n>`, n ≤ the cap, by
-   unique insert, naming the batch); people with no slot left move to a follow-up batch
-   `<batch>~<n>` for the next day (never dropped). The rest get one `multicast` under the logical
-   key `news:<batch id>`: its `X-Line-Retry-Key` is stored before the first attempt, 5xx,
-   timeouts and 429 are retried with backoff (`bot/line/client.py`), and the batch is marked
-   sent after LINE accepted it.
+   however many workers run. Inside the holder one reader takes due batches a window at a time
+   and IN_FLIGHT senders send them concurrently, paced at `multicast_per_second`, so database
+   latency overlaps the pacing. The batches of a fully planned run are known by `_id` (each
+   sender reads its own); a scan of ready batches finds the rest. Per run (or window of scanned
+   batches), two small reads find who blocked the account or switched the topic off since
+   planning: they are left out too (their cap slot stays used). A batch is one `multicast` to its people minus `skip`
+   under the logical key `news:<batch id>`: its `X-Line-Retry-Key` is stored before the first
+   attempt, 5xx, timeouts and 429 are retried with backoff (`bot/line/client.py`), and the batch
+   is marked sent after LINE accepted it. No per-person database work happens here.
 4. **Crashes.** A worker killed at any point leaves batches unsent or sent-but-not-marked. The
    next holder resends every batch not marked sent under the same stored retry key: LINE
    answers 409 to a key it accepted (treated as sent), so nothing is sent twice and nothing is
-   lost. The cap slots a batch already holds are found again (they name the batch), so the
-   resent body is the same.
+   lost. A planner killed after claiming cap slots but before inserting the batch plans the same
+   people again under the same batch id: the slots name the batch, so they are found again.
 5. **Quiet hours** (21:00–08:00 Japan time by default): nothing is sent; due batches wait. A
    batch's cap slots count on the Japan date of its `not_before`; a batch still unsent on a
-   later day (a backlog, an outage) counts on the day it goes if it was never tried, and keeps
-   its day if it was (so a resend carries the same people); one first tried over 23 hours ago
-   fails as `retry_window` (LINE keeps retry keys for 24 hours).
+   later day (a backlog, an outage) is allotted again against the day it goes if it was never
+   tried, and keeps its day if it was (so a resend carries the same people); one first tried
+   over 23 hours ago fails as `retry_window` (LINE keeps retry keys for 24 hours).
 6. **Report** (`NewsService.report`): summed from the batches of the latest run. Invariant:
    targeted = sent + Σ skipped + Σ failed + pending.
 """
@@ -48,6 +54,8 @@ import logging
 import secrets
 import time as monotonic_time
 import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -81,7 +89,9 @@ from bot.storage.news import (
     PLANNED,
     PLANNING,
     SENT,
+    Plan,
     aware,
+    batch_id,
     news_item_doc,
     run_id,
     send_key,
@@ -93,7 +103,7 @@ log = logging.getLogger(__name__)
 MESSAGE_TEMPLATE = "news/message"
 LEASE = "news-delivery"
 SEND_WINDOW = 100  # batches read at a time (at most 50,000 user ids in memory)
-IN_FLIGHT = 32  # concurrent batches inside the lease holder
+IN_FLIGHT = 16  # concurrent batches inside the lease holder (200/s × ~50 ms each, twice)
 PLANNING_POLL_S = 0.5  # how often the sender looks for batches planned meanwhile
 RETRY_WINDOW = timedelta(hours=23)  # a batch first tried longer ago is not resent (LINE: 24 h)
 
@@ -378,6 +388,7 @@ async def build_report(storage: Storage, item: NewsItem) -> NewsReport:
     async for batch in storage.news_batches.summaries(rid):
         size = int(batch.get("size") or 0)
         counts = batch.get("counts") or {}
+        people = int(counts.get("recipients", size))  # whom the batch sends to
         status = batch.get("status")
         if int(batch.get("gen") or 0) == 0:
             report.targeted += size
@@ -389,13 +400,13 @@ async def build_report(storage: Storage, item: NewsItem) -> NewsReport:
             report.sent += int(counts.get("sent") or 0)
         elif status == FAILED:
             reason = str(batch.get("reason") or "error")
-            failed[reason] = failed.get(reason, 0) + int(counts.get("recipients") or 0)
+            failed[reason] = failed.get(reason, 0) + people
         elif status == CANCELLED:
-            skipped["cancelled"] = skipped.get("cancelled", 0) + size
+            skipped["cancelled"] = skipped.get("cancelled", 0) + people
         elif int(batch.get("gen") or 0) > 0:
-            waiting_deferred += size
+            waiting_deferred += people
         else:
-            report.pending += size
+            report.pending += people
     if waiting_deferred:
         skipped["deferred_cap"] = waiting_deferred
     report.skipped, report.failed = skipped, failed
@@ -449,6 +460,11 @@ class Pacer:
             await asyncio.sleep(start - now)
 
 
+# A batch to send: its `_id`, its document (None: the sender reads it), who to leave out since
+# planning.
+Job = tuple[str, dict[str, Any] | None, Mapping[str, str]]
+
+
 class Delivery:
     """One pass of the delivery job by the holder of the delivery lease (see the module doc)."""
 
@@ -500,10 +516,13 @@ class Delivery:
         self.result.held = True
         try:
             await self.start_runs()
-            # Sending starts while a large segment is still being planned.
-            planning = asyncio.create_task(self.plan_open_runs())
+            runs = await self.storage.news_runs.active()
+            now = self.clock.now()
+            due = any(self.config.not_before(run["due_at"]) <= now for run in runs)
+            # Sending starts while a large segment is still being planned (if it is due).
+            planning = asyncio.create_task(self.plan_open_runs(runs))
             try:
-                await self.send(planning)
+                await self.send(planning, runs, due)
             finally:
                 await planning
             await self.finish_runs()
@@ -527,8 +546,8 @@ class Delivery:
             await self.storage.news.run_started(item.id, number, item.next_run_at, now)
             self.result.runs_started += 1 if claimed else 0
 
-    async def plan_open_runs(self) -> None:
-        for run in await self.storage.news_runs.active():
+    async def plan_open_runs(self, runs: list[dict[str, Any]]) -> None:
+        for run in runs:
             if run.get("status") == PLANNING and not self.result.lost_lease:
                 await self.plan(run)
 
@@ -541,13 +560,20 @@ class Delivery:
             return
         not_before = self.config.not_before(run["due_at"])
         seq, after = await self.storage.news_batches.resume_point(rid)
+        place = item.municipality_code
+        checked_at = self.clock.now()
+        excluded = await self.storage.news_batches.excluded(place, item.segment.topic)
         chunk: list[str] = []
+        self._messages_of(item)  # a template error shows now; the sending pass finds it loaded
 
         async def flush() -> None:
             nonlocal seq
             seq += 1
+            bid = batch_id(rid, seq)
+            origin = {"run_id": rid, "news_id": item.id, "municipality_code": place, "seq": seq}
+            plan = await self.allot(origin, bid, chunk, excluded, not_before, checked_at)
             if not await self.storage.news_batches.insert_planned(
-                rid, item.id, item.municipality_code, seq, chunk, not_before, self.clock.now()
+                rid, item.id, place, seq, chunk, not_before, self.clock.now(), plan
             ):
                 raise _LeaseLost  # another planner made this batch: it carries on
             self.result.batches_planned += 1
@@ -567,13 +593,107 @@ class Delivery:
         except _LeaseLost:
             self.result.lost_lease = True
             return
-        await self.storage.news_runs.set_status(rid, PLANNED, self.clock.now())
+        await self.storage.news_runs.set_status(rid, PLANNED, self.clock.now(), seq)
+
+    async def allot(
+        self,
+        origin: Mapping[str, Any],
+        bid: str,
+        people: Sequence[str],
+        excluded: Mapping[str, str],
+        not_before: datetime,
+        checked_at: datetime,
+    ) -> Plan:
+        """Settle whom batch `bid` sends to: not the `excluded`; the others each claim a daily
+        cap slot on the Japan day of `not_before`, and who has none left moves to a follow-up
+        batch `<bid>~<next day>` (allotted the same way). Claims name the batch, so doing this
+        again after a crash finds the same people."""
+        now = self.clock.now()
+        wanted = [u for u in people if u not in excluded]
+        day = japan_day(not_before)
+        allowed = await self.storage.news_caps.claim(wanted, day, self.config.daily_cap, bid, now)
+        excess = [u for u in wanted if u not in allowed]
+        if excess:
+            later = self.config.next_day(not_before)
+            fid = f"{bid}~{japan_day(later)}"
+            plan = await self.allot(origin, fid, excess, {}, later, checked_at)
+            await self.storage.news_batches.insert_follow_up(origin, fid, excess, later, now, plan)
+            self.result.deferred += len(excess)
+        reasons = Counter(excluded[u] for u in people if u in excluded)
+        counts = {
+            "recipients": len(wanted) - len(excess),
+            "blocked": reasons["blocked"],
+            "opted_out": reasons["opted_out"],
+            "deferred": len(excess),
+        }
+        return Plan(checked_at, counts, [u for u in people if u not in allowed])
 
     # --- sending -------------------------------------------------------------------------------
 
-    async def send(self, planning: asyncio.Task[None]) -> None:
-        """Send due batches, window by window, until none is left and planning is over."""
-        in_flight = asyncio.Semaphore(IN_FLIGHT)
+    async def send(
+        self, planning: asyncio.Task[None], runs: list[dict[str, Any]], due: bool
+    ) -> None:
+        """Send due batches until none is left and planning is over: one reader hands them to
+        IN_FLIGHT senders (database latency overlaps the pacing), a window at a time. The
+        batches of planned runs are known by `_id` and go first; then a scan finds the rest
+        (follow-ups, runs being planned, batches a failed attempt left)."""
+        queue: asyncio.Queue[Job] = asyncio.Queue(self.window)
+        dispatched: set[str] = set()  # in this pass (a batch in flight is still "ready")
+        async with asyncio.TaskGroup() as group:
+            senders = [group.create_task(self._sender(queue)) for _ in range(IN_FLIGHT)]
+            await self._dispatch_planned(queue, runs, dispatched)
+            await queue.join()  # sent: the scan no longer reads them
+            await self._dispatch(queue, planning, due, dispatched)
+            await queue.join()
+            for sender in senders:
+                sender.cancel()
+
+    async def _sender(self, queue: asyncio.Queue[Job]) -> None:
+        while True:
+            bid, batch, fresh = await queue.get()
+            try:
+                if batch is None:
+                    batch = await self.storage.news_batches.ready(bid, self.clock.now())
+                if batch is not None:
+                    await self.send_batch(batch, fresh)
+            finally:
+                queue.task_done()
+
+    async def _dispatch_planned(
+        self, queue: asyncio.Queue[Job], runs: list[dict[str, Any]], dispatched: set[str]
+    ) -> None:
+        """The batches of due, fully planned runs, by `_id` (each sender reads its own)."""
+        for run in runs:
+            rid, count = str(run["_id"]), int(run.get("batches") or 0)
+            now = self.clock.now()
+            if run["status"] != PLANNED or self.config.not_before(run["due_at"]) > now:
+                continue
+            item = await self._item(str(run["news_id"]))
+            if item is None:
+                continue
+            # Changed since planning began: two small reads for the whole run.
+            fresh = await self.storage.news_batches.excluded(
+                item.municipality_code, item.segment.topic, run["created_at"]
+            )
+            for seq in range(1, count + 1):
+                if self.result.lost_lease or self.config.quiet(self.clock.now()):
+                    return
+                bid = batch_id(rid, seq)
+                dispatched.add(bid)
+                await queue.put((bid, None, fresh))
+                if seq % self.window == 0:
+                    self._items.clear()  # a cancellation is seen within one window
+                    if not await self.hold():
+                        self.result.lost_lease = True
+
+    async def _dispatch(
+        self,
+        queue: asyncio.Queue[Job],
+        planning: asyncio.Task[None],
+        due: bool,
+        dispatched: set[str],
+    ) -> None:
+        """`due`: a run being planned is due, so its batches are sent as they are planned."""
         after: str | None = None
         while not self.result.lost_lease:
             now = self.clock.now()
@@ -584,60 +704,71 @@ class Delivery:
             if not batches:
                 if planning.done():
                     return
-                # More batches are coming: wait for some, then look again from the start.
-                await asyncio.wait({planning}, timeout=PLANNING_POLL_S)
+                # More batches are coming: wait for some (for all, if none will be due yet),
+                # then look again from the start.
+                await asyncio.wait({planning}, timeout=PLANNING_POLL_S if due else None)
                 after = None
                 continue
             after = str(batches[-1]["_id"])
+            batches = [b for b in batches if str(b["_id"]) not in dispatched]
             self._items.clear()  # a cancellation is seen within one window
-
-            async def one(batch: dict[str, Any]) -> None:
-                async with in_flight:
-                    await self.send_batch(batch)
-
-            await asyncio.gather(*(one(batch) for batch in batches))
+            fresh = await self._changed_since_planning(batches)
+            for batch in batches:
+                dispatched.add(str(batch["_id"]))
+                await queue.put((str(batch["_id"]), batch, fresh.get(str(batch["news_id"]), {})))
             if not await self.hold():
                 self.result.lost_lease = True
 
-    async def send_batch(self, batch: dict[str, Any]) -> None:
+    async def _changed_since_planning(
+        self, batches: Sequence[dict[str, Any]]
+    ) -> dict[str, Mapping[str, str]]:
+        """Per item, who blocked the account or switched the topic off since its batches were
+        planned: two small reads per item and window, none per person."""
+        since: dict[str, datetime | None] = {}
+        for batch in batches:
+            news_id, checked = str(batch["news_id"]), batch.get("checked_at")
+            earlier = since.get(news_id, checked)
+            # Planned before checks moved to planning (no `checked_at`): read them all.
+            since[news_id] = min(checked, earlier) if checked and earlier else None
+        fresh: dict[str, Mapping[str, str]] = {}
+        for news_id, moment in since.items():
+            item = await self._item(news_id)
+            if item is not None:
+                fresh[news_id] = await self.storage.news_batches.excluded(
+                    item.municipality_code, item.segment.topic, moment
+                )
+        return fresh
+
+    async def send_batch(self, batch: dict[str, Any], fresh: Mapping[str, str]) -> None:
         bid = str(batch["_id"])
         item = await self._item(str(batch["news_id"]))
         now = self.clock.now()
+        counts: dict[str, Any] = dict(batch.get("counts") or {})
         if item is None or item.status is Status.CANCELLED:
-            await self.storage.news_batches.finish(bid, CANCELLED, now, {})
+            await self.storage.news_batches.finish(bid, CANCELLED, now, counts)
             return
         users: list[str] = list(batch.get("user_ids") or [])
-        day = japan_day(batch["not_before"])
-        if japan_day(now) != day:
+        skip = set(batch.get("skip") or ())
+        if japan_day(now) != japan_day(batch["not_before"]):
             # Late: a backlog or an outage crossed midnight. A batch tried before keeps its day,
-            # hence its cap slots and its people (a resend must carry the same body); a fresh
-            # one counts against today.
+            # hence its cap slots and its people; a fresh one counts against today.
             first = await self.storage.news_batches.first_attempt(bid)
             if first is None:
-                await self.storage.news_batches.redate(bid, now)
-                day = japan_day(now)
+                people = [u for u in users if u not in skip]
+                plan = await self.allot(batch, bid, people, fresh, now, now)
+                skip.update(plan.skip)
+                counts = {k: int(counts.get(k) or 0) + int(v) for k, v in plan.counts.items()}
+                counts["recipients"] = plan.counts["recipients"]
+                await self.storage.news_batches.redate(bid, now, Plan(now, counts, sorted(skip)))
             elif now - first > RETRY_WINDOW:
                 # LINE forgets the retry key after 24 h: a resend could deliver twice.
-                await self.storage.news_batches.finish(
-                    bid, FAILED, now, {"recipients": int(batch.get("size") or 0)}, "retry_window"
-                )
+                await self.storage.news_batches.finish(bid, FAILED, now, counts, "retry_window")
                 return
-        place, topic = item.municipality_code, item.segment.topic
-        blocked = await self.storage.news_batches.blocked(users)
-        opted_out = await self.storage.news_batches.opted_out(place, topic, users)
-        wanted = [u for u in users if u not in blocked and u not in opted_out]
-        allowed = await self.storage.news_caps.claim(wanted, day, self.config.daily_cap, bid, now)
-        recipients = [u for u in wanted if u in allowed]
-        excess = [u for u in wanted if u not in allowed]
-        counts = {
-            "blocked": sum(1 for u in users if u in blocked),
-            "opted_out": sum(1 for u in users if u in opted_out and u not in blocked),
-            "deferred": len(excess),
-            "recipients": len(recipients),
-        }
-        if excess:
-            await self.storage.news_batches.defer(batch, excess, self.config.next_day(now), now)
-            self.result.deferred += len(excess)
+        recipients = [u for u in users if u not in skip and u not in fresh]
+        late = Counter(fresh[u] for u in users if u not in skip and u in fresh)
+        for reason, n in late.items():
+            counts[reason] = int(counts.get(reason) or 0) + n
+        counts["recipients"] = len(recipients)
         if recipients:
             await self.pacer.wait()
             try:

@@ -113,8 +113,11 @@ async def test_quiet_hours_defer_and_the_daily_cap_moves_the_excess_to_tomorrow(
     items = [await lab.approved(place, title) for title in titles]
     await lab.deliver_all()
     assert not lab.requests()  # nothing in quiet hours
-    report = await lab.news.report(place, items[0].id)
-    assert report.pending == 3 and report.sent == 0
+    # Caps are counted when planning: three items wait for 08:00, one for the day after.
+    reports = [await lab.news.report(place, item.id) for item in items]
+    assert sorted(r.pending for r in reports) == [0, 3, 3, 3]
+    assert sorted(r.deferred for r in reports) == [0, 0, 0, 3]
+    assert all(r.sent == 0 and balanced(r) for r in reports)
 
     lab.set_time(at_jst(2, 8, 5))  # 08:05 the next morning
     await lab.deliver_all()
@@ -208,6 +211,50 @@ async def test_a_batch_sent_but_not_marked_before_a_crash_is_not_delivered_again
     assert lab.received(users, "一度だけ届くお知らせ") == dict.fromkeys(users, 1)
     report = await lab.news.report(place, item.id)
     assert (report.sent, report.state) == (3, "done")
+
+
+async def test_cap_slots_claimed_at_planning_survive_a_crash_before_sending(lab: Lab) -> None:
+    place = unused_place()
+    users = await lab.seed(place, 3)
+    lab.set_time(at_jst(1, 9, 30))
+    item = await lab.approved(
+        place, "前もって数えるお知らせ", schedule=Schedule("at", at_jst(1, 10))
+    )
+    await lab.deliver("planner")  # planned half an hour ahead: the cap slots are taken now
+    caps = lab.storage.news_caps.col
+    day = at_jst(1, 10).date().isoformat()
+    assert await caps.count_documents({"day": day}) == 3 and not lab.requests()
+    # A planner killed after claiming the slots but before inserting its batch: planned again.
+    await lab.storage.news_batches.col.delete_many({"news_id": item.id})
+    await lab.storage.news_runs.col.update_many(
+        {"news_id": item.id}, {"$set": {"status": "planning"}}
+    )
+    await lab.deliver("another planner")
+    assert await caps.count_documents({"day": day}) == 3  # the same slots, found again
+    lab.set_time(at_jst(1, 10, 1))
+    await lab.deliver_all()  # a different worker sends
+    assert lab.received(users, "前もって数えるお知らせ") == dict.fromkeys(users, 1)
+    assert await caps.count_documents({"day": day}) == 3
+    report = await lab.news.report(place, item.id)
+    assert (report.sent, report.skipped, report.state) == (3, {}, "done") and balanced(report)
+
+
+async def test_blocks_and_opt_outs_after_planning_are_honoured_when_sending(lab: Lab) -> None:
+    place = unused_place()
+    users = await lab.seed(place, 4)
+    lab.set_time(at_jst(1, 9, 30))
+    item = await lab.approved(place, "直前に止めたお知らせ", schedule=Schedule("at", at_jst(1, 10)))
+    await lab.deliver()  # planned with everyone in it
+    assert (await lab.news.report(place, item.id)).pending == 4
+    lab.set_time(at_jst(1, 9, 45))
+    await lab.storage.preferences.set(users[0], place, Topic.NEWS, False, lab.clock.now())
+    await lab.storage.users.block(users[1], lab.clock.now())
+    lab.set_time(at_jst(1, 10, 1))
+    await lab.deliver_all()
+    assert lab.received(users, "直前に止めたお知らせ") == dict.fromkeys(users[2:], 1)
+    report = await lab.news.report(place, item.id)
+    assert report.sent == 2 and report.skipped == {"opted_out": 1, "blocked": 1}
+    assert balanced(report)
 
 
 async def test_cancel_stops_unsent_batches(lab: Lab) -> None:

@@ -20,9 +20,10 @@ Documents (the delivery protocol is described in `bot/news.py`):
 
     {_id: "<news>:<run>:<seq 6 digits>" (planned) | "<planned id>~<gen>" (deferred by the cap),
      run_id, news_id, municipality_code, seq, gen: 0 planned / n deferred n times,
-     user_ids: [sorted], size, status: "ready" | "sent" | "failed" | "cancelled",
-     not_before (its Japan date is the day its cap slots count on), counts: {recipients, sent,
-     blocked, opted_out, deferred},
+     user_ids: [sorted], skip: [people of user_ids not sent this batch: blocked, opted out, or
+     moved on by the cap], size, status: "ready" | "sent" | "failed" | "cancelled",
+     not_before (its Japan date is the day its cap slots count on), checked_at (when blocks and
+     opt-outs were read for it), counts: {recipients, blocked, opted_out, deferred, sent},
      reason, created_at, finished_at}
 
 - `news_caps` (personal data): one per push counted against a person's daily cap::
@@ -35,9 +36,11 @@ only record progress. Every hot query is on `_id` or on a run's batches.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
@@ -211,12 +214,18 @@ class NewsRuns(Store):
         cursor = self.col.find({"status": {"$in": [PLANNING, PLANNED]}}).sort([("_id", ASCENDING)])
         docs = [doc async for doc in cursor]
         for doc in docs:
-            doc["due_at"] = aware(doc["due_at"])
+            doc["due_at"], doc["created_at"] = aware(doc["due_at"]), aware(doc["created_at"])
         return docs
 
-    async def set_status(self, rid: str, status: str, now: datetime) -> None:
+    async def set_status(
+        self, rid: str, status: str, now: datetime, batches: int | None = None
+    ) -> None:
+        """`batches`: how many batches planning made (their `_id`s are then known)."""
         stamp = "planned_at" if status == PLANNED else "finished_at"
-        await self.col.update_one({"_id": rid}, {"$set": {"status": status, stamp: now}})
+        changes: Document = {"status": status, stamp: now}
+        if batches is not None:
+            changes["batches"] = batches
+        await self.col.update_one({"_id": rid}, {"$set": changes})
 
 
 def segment_query(place_code: str, segment: Segment) -> Document:
@@ -237,6 +246,15 @@ def segment_query(place_code: str, segment: Segment) -> Document:
 SEGMENT_FIELDS = {"user_id": 1, "status": 1, "tier": 1, "types": 1, "age_band": 1}
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What planning settled for a batch: who of its people are not sent to, and the counts."""
+
+    checked_at: datetime  # when blocks and opt-outs were read
+    counts: Document  # recipients, blocked, opted_out, deferred
+    skip: Sequence[str] = ()
+
+
 def _batch_doc(
     rid: str,
     news_id: str,
@@ -246,7 +264,9 @@ def _batch_doc(
     user_ids: Sequence[str],
     not_before: datetime,
     now: datetime,
+    plan: Plan | None = None,
 ) -> Document:
+    plan = plan or Plan(checked_at=now, counts={"recipients": len(user_ids)})
     return {
         "run_id": rid,
         "news_id": news_id,
@@ -254,14 +274,23 @@ def _batch_doc(
         "seq": seq,
         "gen": gen,
         "user_ids": list(user_ids),
+        "skip": list(plan.skip),
         "size": len(user_ids),
         "status": READY,
         "not_before": not_before,
-        "counts": {},
+        "checked_at": plan.checked_at,
+        "counts": plan.counts,
         "reason": None,
         "created_at": now,
         "finished_at": None,
     }
+
+
+def _aware_batch(doc: Document) -> Document:
+    for key in ("not_before", "checked_at"):
+        if isinstance(doc.get(key), datetime):
+            doc[key] = aware(doc[key])
+    return doc
 
 
 class NewsBatches(Store):
@@ -300,39 +329,28 @@ class NewsBatches(Store):
 
     async def count_recipients(self, place_code: str, segment: Segment) -> int:
         """The segment minus people who switched the topic off or blocked the account."""
-        excluded = {
-            str(doc["user_id"])
-            async for doc in self._preferences.find(
-                {"place_code": place_code, "topic": segment.topic, "enabled": False},
-                projection={"user_id": 1},
-            )
-        }
-        excluded |= {
-            str(doc["_id"])
-            async for doc in self._users.find({"blocked": True}, projection={"_id": 1})
-        }
+        excluded = await self.excluded(place_code, segment.topic)
         query = segment_query(place_code, segment)
         if excluded:
             query["user_id"] = {"$nin": sorted(excluded)}
         return await self._registrations.count_documents(query)
 
-    async def blocked(self, user_ids: Collection[str]) -> set[str]:
-        if not user_ids:
-            return set()
-        cursor = self._users.find(
-            {"_id": {"$in": list(user_ids)}, "blocked": True}, projection={"_id": 1}
-        )
-        return {str(doc["_id"]) async for doc in cursor}
-
-    async def opted_out(self, place_code: str, topic: str, user_ids: Collection[str]) -> set[str]:
-        """Who switched the topic off for the place (the same rule as `recipients_allowing`)."""
-        if not user_ids:
-            return set()
-        ids = [f"{user}:{place_code}:{topic}" for user in user_ids]  # Preferences' `_id`s
-        cursor = self._preferences.find(
-            {"_id": {"$in": ids}, "enabled": False}, projection={"user_id": 1}
-        )
-        return {str(doc["user_id"]) async for doc in cursor}
+    async def excluded(
+        self, place_code: str, topic: str, since: datetime | None = None
+    ) -> dict[str, str]:
+        """Who must not get the place's news on `topic`: user id → "blocked" or "opted_out"
+        (changed since `since` when given). Equality filters only: no `$in` over a batch."""
+        found: dict[str, str] = {}
+        opt_outs: Document = {"place_code": place_code, "topic": topic, "enabled": False}
+        blocks: Document = {"blocked": True}
+        if since is not None:
+            opt_outs["updated_at"] = {"$gte": since}
+            blocks["blocked_at"] = {"$gte": since}
+        async for doc in self._preferences.find(opt_outs, projection={"user_id": 1}):
+            found[str(doc["user_id"])] = "opted_out"
+        async for doc in self._users.find(blocks, projection={"_id": 1}):
+            found[str(doc["_id"])] = "blocked"
+        return found
 
     # --- planning ---------------------------------------------------------------------------
 
@@ -358,9 +376,10 @@ class NewsBatches(Store):
         user_ids: Sequence[str],
         not_before: datetime,
         now: datetime,
+        plan: Plan | None = None,
     ) -> bool:
         """Claim batch `seq` of the run; False when it exists (another planner is at work)."""
-        doc = _batch_doc(rid, news_id, place_code, seq, 0, user_ids, not_before, now)
+        doc = _batch_doc(rid, news_id, place_code, seq, 0, user_ids, not_before, now, plan)
         try:
             await self.col.insert_one({**doc, "_id": batch_id(rid, seq)})
         except DuplicateKeyError:
@@ -375,19 +394,27 @@ class NewsBatches(Store):
         if after is not None:
             query["_id"] = {"$gt": after}
         cursor = self.col.find(query).sort([("_id", ASCENDING)]).limit(limit)
-        docs = [doc async for doc in cursor]
-        for doc in docs:
-            doc["not_before"] = aware(doc["not_before"])
-        return docs
+        return [_aware_batch(doc) async for doc in cursor]
+
+    async def ready(self, bid: str, now: datetime) -> Document | None:
+        """Batch `bid` if it is ready and its time has come (a read by `_id` only: a scan reads
+        every ready batch with its 500 user ids)."""
+        doc = await self.col.find_one({"_id": bid})
+        if doc is None or doc.get("status") != READY or aware(doc["not_before"]) > now:
+            return None
+        return _aware_batch(doc)
 
     async def first_attempt(self, bid: str) -> datetime | None:
         """When the batch's retry key was stored (just before its first attempt), if it was."""
         doc = await self._sends.find_one({"_id": send_key(bid)}, projection={"created_at": 1})
         return aware(doc["created_at"]) if doc is not None else None
 
-    async def redate(self, bid: str, now: datetime) -> None:
+    async def redate(self, bid: str, now: datetime, plan: Plan) -> None:
         """A late batch never tried: it goes, and counts against the daily cap, today."""
-        await self.col.update_one({"_id": bid}, {"$set": {"not_before": now}})
+        await self.col.update_one(
+            {"_id": bid},
+            {"$set": {"not_before": now, "skip": list(plan.skip), "counts": plan.counts}},
+        )
 
     async def finish(
         self, bid: str, status: str, now: datetime, counts: Document, reason: str | None = None
@@ -397,25 +424,30 @@ class NewsBatches(Store):
             {"$set": {"status": status, "counts": counts, "reason": reason, "finished_at": now}},
         )
 
-    async def defer(
-        self, batch: Document, user_ids: Sequence[str], not_before: datetime, now: datetime
+    async def insert_follow_up(
+        self,
+        parent: Mapping[str, Any],
+        fid: str,
+        user_ids: Sequence[str],
+        not_before: datetime,
+        now: datetime,
+        plan: Plan,
     ) -> None:
-        """Move people over their daily cap to a follow-up batch (named after this one, so a
-        resend after a crash finds it instead of making another)."""
-        gen = int(batch.get("gen") or 0) + 1
-        root = str(batch["_id"]).split("~")[0]
+        """The people the cap moved on from `parent`, as batch `fid` (named after the parent
+        and its day, so a replan after a crash finds it instead of making another)."""
         doc = _batch_doc(
-            str(batch["run_id"]),
-            str(batch["news_id"]),
-            str(batch["municipality_code"]),
-            int(batch["seq"]),
-            gen,
+            str(parent["run_id"]),
+            str(parent["news_id"]),
+            str(parent["municipality_code"]),
+            int(parent["seq"]),
+            fid.count("~"),
             user_ids,
             not_before,
             now,
+            plan,
         )
         with suppress(DuplicateKeyError):  # made before a crash: the same people
-            await self.col.insert_one({**doc, "_id": f"{root}~{gen}"})
+            await self.col.insert_one({**doc, "_id": fid})
 
     async def open_count(self, rid: str) -> int:
         return await self.col.count_documents({"run_id": rid, "status": READY})
@@ -428,13 +460,15 @@ class NewsBatches(Store):
 
     async def summaries(self, rid: str) -> AsyncIterator[Document]:
         """The run's batches without their user ids (for the report)."""
-        cursor = self.col.find({"run_id": rid}, projection={"user_ids": 0})
+        cursor = self.col.find({"run_id": rid}, projection={"user_ids": 0, "skip": 0})
         async for doc in cursor:
             yield doc
 
     async def delete_for_user(self, user_id: str) -> int:
         """Take the person out of every batch (an unsent batch then goes without them)."""
-        result = await self.col.update_many({"user_ids": user_id}, {"$pull": {"user_ids": user_id}})
+        result = await self.col.update_many(
+            {"user_ids": user_id}, {"$pull": {"user_ids": user_id, "skip": user_id}}
+        )
         return result.modified_count
 
 
@@ -453,6 +487,7 @@ class NewsCaps(Store):
         (by unique insert), or already holds one for this batch (a resend after a crash)."""
         expires = datetime.combine(date.fromisoformat(day), time(0), tzinfo=JST) + KEEP_CAPS
         allowed: set[str] = set()
+        ours: set[str] | None = None
         trying = list(user_ids)
         for n in range(1, cap + 1):
             if not trying:
@@ -472,13 +507,15 @@ class NewsCaps(Store):
             allowed.update(u for u in trying if cap_slot_id(u, day, n) not in taken)
             if not taken:
                 break
-            ours = {
-                str(doc["user_id"])
-                async for doc in self.col.find(
-                    {"_id": {"$in": sorted(taken)}, "batch_id": bid}, projection={"user_id": 1}
-                )
-            }
-            allowed |= ours
+            if ours is None:
+                # Slots this batch claimed before a crash (equality filters: no `$in`).
+                ours = {
+                    str(doc["user_id"])
+                    async for doc in self.col.find(
+                        {"batch_id": bid, "day": day}, projection={"user_id": 1}
+                    )
+                }
+                allowed |= ours.intersection(user_ids)
             trying = [u for u in trying if cap_slot_id(u, day, n) in taken and u not in ours]
         return allowed
 
