@@ -28,6 +28,7 @@ from bot.domain.stats import (
 )
 from bot.jobs.recount import recount
 from bot.storage import Mongo, Storage
+from bot.storage.stats import Stats
 from tests.test_stats_support import (
     application,
     naive_by,
@@ -351,3 +352,42 @@ async def test_within_one_process_concurrent_registrations_lose_nothing(fresh: S
     prefecture = await fresh.stats.figures(pref_scope("390003"))
     assert (prefecture.people, prefecture.registrations) == (46, 45 * 2 + 5)
     assert (await recount(fresh, settle=0)).clean
+
+
+async def test_a_process_reads_the_changes_another_process_made(db: Mongo) -> None:
+    # Two processes, each with its own Storage (and its own figures in memory).
+    here, there = await open_storage(db), await open_storage(db)
+    clock = Clock()
+    await here.registrations.create_basic(application(new_user(), "042056"), clock.now())
+    scopes = [place_scope("042056"), pref_scope("040002"), NATION]
+    before = await here.stats.figures_of(scopes)
+    assert [(f.people, f.registrations) for f in before.values()] == [(1, 1), (1, 2), (1, 2)]
+
+    gone = new_user()
+    await there.registrations.create_basic(application(gone, "042056"), clock.now())
+    after = await here.stats.figures_of(scopes)
+    assert [(f.people, f.registrations) for f in after.values()] == [(2, 2), (2, 4), (2, 4)]
+
+    await there.registrations.remove(gone, "042056")
+    assert (await here.stats.figures(place_scope("042056"))).registrations == 1
+    await assert_counters_are_true(here)
+
+
+async def test_figures_are_served_from_memory_while_the_scope_is_unchanged(db: Mongo) -> None:
+    storage = await open_storage(db)
+    await storage.registrations.create_basic(application(new_user(), "392014"), Clock().now())
+    scope = place_scope("392014")
+    assert (await storage.stats.figures(scope)).registrations == 1
+    # A change behind the store's back does not move the scope's mark: this process keeps the
+    # figures it read, one without them (or whose figures are older than `cache_ttl`) reads it.
+    await storage.stats.col.update_one(
+        {"_id": f"{scope}#0"},
+        {"$inc": {f"c.{field(REGISTRATIONS, 'all')}": 5}},
+        upsert=True,
+    )
+    assert (await storage.stats.figures(scope)).registrations == 1
+    assert (await Stats(db.db, cache_ttl=0).figures(scope)).registrations == 6
+    # Any change through the store moves the mark: then everything is read again.
+    await storage.stats.add({(scope, field(PEOPLE, "all")): 1})
+    figures = await storage.stats.figures(scope)
+    assert (figures.people, figures.registrations) == (2, 6)

@@ -36,23 +36,23 @@ class Sends(Store):
     ) -> tuple[str, datetime, str]:
         """The retry key for this send (created on first call): key, first-seen time, status.
         `user_id`: the one recipient of a push ("" for multicasts and broadcasts)."""
-        doc = await self.col.find_one({"_id": logical_key})
-        if doc is None:
-            fresh: Document = {
-                "_id": logical_key,
-                "retry_key": str(uuid.uuid4()),
-                "status": "pending",
-                "created_at": now,
-                "expires_at": now + KEEP_SENDS,
-            }
-            if user_id:
-                fresh["user_id"] = user_id
-            try:
-                await self.col.insert_one(fresh)
-                doc = fresh
-            except DuplicateKeyError:  # another sender stored it first: use theirs
-                doc = await self.col.find_one({"_id": logical_key})
-                assert doc is not None
+        fresh: Document = {
+            "_id": logical_key,
+            "retry_key": str(uuid.uuid4()),
+            "status": "pending",
+            "created_at": now,
+            "expires_at": now + KEEP_SENDS,
+        }
+        if user_id:
+            fresh["user_id"] = user_id
+        try:
+            # Insert first: most sends are new, so one round trip instead of a read and a write.
+            await self.col.insert_one(fresh)
+            doc = fresh
+        except DuplicateKeyError:  # a resend, or another sender stored it first: use that key
+            found = await self.col.find_one({"_id": logical_key})
+            assert found is not None
+            doc = found
         created: datetime = doc["created_at"]
         return str(doc["retry_key"]), created, str(doc["status"])
 

@@ -18,6 +18,12 @@ Collections:
   conditional updates non-atomically), so of two racing writers of one person exactly one applies
   a change computed from a given state; the other reads again. A write reads and writes by `_id`
   only (the one filter FerretDB 1.24 answers from an index).
+- `stats_marks`: per scope, `{_id: <scope>, m: <random token>}`, replaced after every change to
+  the scope's counters. A process keeps the figures it read (`CACHE_SCOPES`, at most
+  `CACHE_TTL` old) under the token it saw *before* reading them: while the token is unchanged no
+  change has completed since, so one read by `_id` serves them. Every shard read is a full scan
+  of the counters on FerretDB's PostgreSQL backend (its equality pushdown, `->` with `@>`,
+  cannot use the `_id` index), so this is what keeps the dashboard flat with size there.
 - `stats_snapshots`: one document per scope and day (`_id: "<scope>|<YYYY-MM-DD>"`), written once
   (insert; a second run finds the key taken) for the trend.
 
@@ -27,7 +33,8 @@ on one document: within a process the shard documents are taken under a lock (no
 processes sharding makes collisions rare and the nightly recount (`bot/jobs/recount.py`) measures
 and corrects what was lost, so there the counters are exact after the recount. A crash between a
 registration write and its counter update (or a write that bypassed the store) is repaired by the
-recount on both.
+recount on both. A crash between a counter's `$inc` and its mark leaves other processes' cached
+figures of that scope behind by that change for at most `CACHE_TTL`.
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import secrets
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -65,6 +74,8 @@ log = logging.getLogger(__name__)
 SHARDS = 16
 MAX_ATTEMPTS = 50  # reconciling one person: rounds before giving up (the recount finishes it)
 CLAIM_TIMEOUT = timedelta(seconds=30)  # a claim older than this was abandoned by a dead writer
+CACHE_SCOPES = 512  # scopes whose figures a process keeps (the least recently read go first)
+CACHE_TTL = 60.0  # seconds: bounds what a writer that died between its `$inc` and mark hides
 DUPLICATE_KEY = 11000
 
 # The fields of a registration the counters depend on.
@@ -182,6 +193,43 @@ class StatsLedger(Store):
             yield doc
 
 
+class StatsMarks(Store):
+    """Per scope, a token that every change to its counters replaces (once the change is made)."""
+
+    collection_name = "stats_marks"
+
+    async def of(self, scopes: Iterable[str]) -> dict[str, str | None]:
+        """The scopes' current tokens (None: never changed since marks exist)."""
+        wanted = list(scopes)
+        docs = await asyncio.gather(*(self.col.find_one({"_id": scope}) for scope in wanted))
+        return {
+            scope: (str(doc["m"]) if doc is not None else None)
+            for scope, doc in zip(wanted, docs, strict=True)
+        }
+
+    async def move(self, scope: str) -> None:
+        # A fresh random token, not a `$inc`ed version: FerretDB 1.24 may lose one of two racing
+        # `$inc`s, and both writers would then leave the same version behind.
+        for _ in range(5):
+            try:
+                await self.col.update_one(
+                    {"_id": scope}, {"$set": {"m": secrets.token_hex(8)}}, upsert=True
+                )
+                return
+            except DuplicateKeyError:
+                continue  # two first writes raced on the upsert: the document exists now
+        raise RuntimeError(f"stats: mark {scope!r} could not be written")
+
+
+@dataclass(frozen=True)
+class Cached:
+    """A scope's figures as read after its mark was seen as `mark`, at `at` (monotonic)."""
+
+    mark: str | None
+    fields: dict[str, int]
+    at: float
+
+
 class StatsSnapshots(Store):
     collection_name = "stats_snapshots"
 
@@ -239,15 +287,20 @@ class Stats(Store):
     collection_name = "stats_counters"
     personal_data = True
 
-    def __init__(self, db: AsyncDatabase[Document], shards: int = SHARDS) -> None:
+    def __init__(
+        self, db: AsyncDatabase[Document], shards: int = SHARDS, cache_ttl: float = CACHE_TTL
+    ) -> None:
         super().__init__(db)
         if shards < 1:
             raise ValueError("shards must be at least 1")
         self.shards = shards
+        self.cache_ttl = cache_ttl
         self.ledger = StatsLedger(db)
+        self.marks = StatsMarks(db)
         self.snapshots = StatsSnapshots(db)
         self.registrations = db["registrations"]  # read only
         self._locks: dict[str, asyncio.Lock] = {}
+        self._cache: dict[str, Cached] = {}  # by scope, least recently read first
 
     def indexes(self) -> list[IndexModel]:
         return [IndexModel([("scope", ASCENDING)], name="scope")]
@@ -255,6 +308,7 @@ class Stats(Store):
     async def ensure_indexes(self) -> None:
         await super().ensure_indexes()
         await self.ledger.ensure_indexes()
+        await self.marks.ensure_indexes()
         await self.snapshots.ensure_indexes()
 
     async def delete_for_user(self, user_id: str) -> int:
@@ -325,7 +379,7 @@ class Stats(Store):
 
     async def add(self, delta: Mapping[Key, int], shard: int | None = None) -> None:
         """Add to the counters: one `$inc` per scope, on a shard no task of this process is
-        writing (`shard` forces one), the scopes in parallel."""
+        writing (`shard` forces one), then the scope's mark; the scopes in parallel."""
         scopes = by_scope(delta)
         if not scopes:
             return
@@ -349,10 +403,12 @@ class Stats(Store):
         for _ in range(5):
             try:
                 await self.col.update_one({"_id": doc_id}, update, upsert=True)
-                return
+                break
             except DuplicateKeyError:
                 continue  # two first writes raced on the upsert: the document exists now
-        raise RuntimeError(f"stats: counter {doc_id!r} could not be written")
+        else:
+            raise RuntimeError(f"stats: counter {doc_id!r} could not be written")
+        await self.marks.move(scope)  # after the change: a reader that sees it reads it
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -363,13 +419,42 @@ class Stats(Store):
         return (await self.figures_of([scope]))[scope]
 
     async def figures_of(self, scopes: Iterable[str]) -> dict[str, Figures]:
-        """Summed counters of these scopes: reads their shard documents only."""
+        """Summed counters of these scopes: their marks, then the shard documents of those whose
+        mark moved since this process last read them (or whose figures are older than
+        `cache_ttl`)."""
         wanted = list(dict.fromkeys(scopes))
+        # Read before the shards: a change made after this read moves the mark again.
+        marks = await self.marks.of(wanted)
+        now = time.monotonic()
+        found = {
+            scope: fields
+            for scope in wanted
+            if (fields := self._cached(scope, marks[scope], now)) is not None
+        }
+        for scope, fields in (await self._read([s for s in wanted if s not in found])).items():
+            found[scope] = fields
+            self._cache.pop(scope, None)
+            self._cache[scope] = Cached(marks[scope], fields, now)
+            if len(self._cache) > CACHE_SCOPES:
+                del self._cache[next(iter(self._cache))]
+        return {scope: Figures(scope, found[scope]) for scope in wanted}
+
+    def _cached(self, scope: str, mark: str | None, now: float) -> dict[str, int] | None:
+        """The scope's figures this process holds as of `mark`, if read recently enough."""
+        entry = self._cache.get(scope)
+        if entry is None or entry.mark != mark or now - entry.at >= self.cache_ttl:
+            return None
+        self._cache[scope] = self._cache.pop(scope)  # most recently read: evicted last
+        return entry.fields
+
+    async def _read(self, wanted: list[str]) -> dict[str, dict[str, int]]:
+        """Summed shard documents of these scopes."""
         ids = [doc_id for scope in wanted for doc_id in self._shard_ids(scope)]
         totals: dict[str, dict[str, int]] = {scope: {} for scope in wanted}
         # One read by `_id` per shard document: FerretDB 1.24 answers `_id` equality from its
-        # index but an `$in` by reading every counter document (measured: 10× slower at a
-        # million registrations); MongoDB serves both from the index.
+        # index on SQLite (on PostgreSQL by a scan in PostgreSQL: see `stats_marks`) but an `$in`
+        # by reading every counter document (measured: 10× slower at a million registrations);
+        # MongoDB serves both from the index.
         docs = await asyncio.gather(*(self.col.find_one({"_id": doc_id}) for doc_id in ids))
         for doc in docs:
             if doc is None:
@@ -377,7 +462,7 @@ class Stats(Store):
             scope = str(doc.get("scope") or str(doc["_id"]).rsplit("#", 1)[0])
             if scope in totals:
                 add_fields(totals[scope], doc.get("c") or {})
-        return {scope: Figures(scope, fields) for scope, fields in totals.items()}
+        return totals
 
     async def states(self, scopes: Iterable[str] | None = None) -> dict[str, ScopeState]:
         """Every scope's fields and shard `ops` (all scopes when None): memory O(counters)."""
