@@ -227,8 +227,7 @@ class Pipeline:
         leases = self.storage.leases
         events = self.storage.inbound_events
         # The queue is read while the lease is being taken, to save a round trip: an entry the
-        # lease's previous holder finished meanwhile reads as finished when it is reached, and
-        # one stored later is found after the release below.
+        # lease's previous holder finished meanwhile reads as finished when it is reached.
         acquired, queue = await asyncio.gather(
             leases.acquire(user_key, owner, self.clock.now(), LEASE_TTL),
             events.pending.queue(user_key),
@@ -236,22 +235,22 @@ class Pipeline:
         while acquired:
             held_at = self.clock.now()
             try:
-                async with contextlib.aclosing(events.pending_of(queue, self.clock.now())) as due:
-                    async for event in due:
-                        # A lease taken (or renewed) less than half its TTL ago is still ours:
-                        # ask the database only when it may have run out while a handler ran.
-                        if self.clock.now() - held_at >= LEASE_TTL / 2:
-                            if not await leases.acquire(
-                                user_key, owner, self.clock.now(), LEASE_TTL
-                            ):
-                                return  # our lease ran out and another process took the queue
-                            held_at = self.clock.now()
-                        async with self._renewing(user_key, owner):
-                            await self._handle(event)
+                while (event := await events.first_pending(queue, self.clock.now())) is not None:
+                    # A lease taken (or renewed) less than half its TTL ago is still ours: ask
+                    # the database only when it may have run out while a handler ran.
+                    if self.clock.now() - held_at >= LEASE_TTL / 2:
+                        if not await leases.acquire(user_key, owner, self.clock.now(), LEASE_TTL):
+                            return  # our lease ran out and another process took the queue
+                        held_at = self.clock.now()
+                    async with self._renewing(user_key, owner):
+                        await self._handle(event)
+                    # Read again after each event: one with an earlier time may have been stored
+                    # meanwhile, by this process or another.
+                    queue = await events.pending.queue(user_key)
             finally:
                 await leases.release(user_key, owner)
-            # Events stored while we held the lease are ours to handle: their senders saw our
-            # lease and left them to us.
+            # An event stored while we released the lease is ours to pick up: its sender saw
+            # our lease and left it to us.
             queue = await events.pending.queue(user_key)
             if await events.first_pending(queue, self.clock.now()) is None:
                 return

@@ -5,16 +5,17 @@ redelivery a no-op), and `pending_events` holds one small document per event not
 the queue that the per-user lookups and the sweep read. On FerretDB a filter on anything but
 `_id` reads the whole collection, so a lookup among all kept events grew with traffic (the soak
 run measured 144 ms a lookup at 2,200 kept events, twice per event); the queue stays as small as
-the backlog. A queue entry is written before its event and removed after the event is finished:
-an entry whose event is missing (its store is under way, or the process died in between) or
-finished (the process died before removing it) is passed over or removed by the lookup.
+the backlog. A queue entry is written with its event and removed after the event is finished.
+The lookup removes an entry whose event is finished (the process died before removing it) or
+missing for over `ORPHAN_AFTER` (storing it failed), and stops at one whose event is missing
+but young: it is being stored, and the user's later events must wait for it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
-from collections.abc import AsyncGenerator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -98,25 +99,30 @@ class InboundEvents(Store):
         ts = event.get("timestamp")
         ts = ts if type(ts) is int and -(2**63) <= ts < 2**63 else 0
         event_id = event["webhookEventId"]
-        # Queued first: an event stored is never outside the queue. A redelivery of an event
-        # handled already queues an entry the next lookup removes.
-        await self.pending.add(event_id, user_key, ts, now)
-        try:
-            await self.col.insert_one(
-                {
-                    "_id": event_id,
-                    "user_key": user_key,
-                    "ts": ts,
-                    "type": str(event.get("type")),
-                    "event": json.dumps(event, ensure_ascii=False),
-                    "status": "pending",
-                    "received_at": now,
-                    "expires_at": now + KEEP_EVENTS,
-                }
-            )
-        except DuplicateKeyError:
-            return False
-        return True
+        document: Document = {
+            "_id": event_id,
+            "user_key": user_key,
+            "ts": ts,
+            "type": str(event.get("type")),
+            "event": json.dumps(event, ensure_ascii=False),
+            "status": "pending",
+            "received_at": now,
+            "expires_at": now + KEEP_EVENTS,
+        }
+
+        async def store() -> bool:
+            try:
+                await self.col.insert_one(document)
+            except DuplicateKeyError:
+                return False
+            return True
+
+        # Queued and stored at once (one round trip of waiting, not two). Every delivery queues,
+        # a redelivery too: an event stored while its queue entry failed (the webhook then
+        # answered 503) is queued by LINE's redelivery; a handled event's new entry is removed
+        # by the next lookup.
+        _, stored = await asyncio.gather(self.pending.add(event_id, user_key, ts, now), store())
+        return stored
 
     @staticmethod
     def event_of(stored: Document) -> dict[str, Any]:
@@ -127,22 +133,19 @@ class InboundEvents(Store):
             return event if isinstance(event, dict) else {}
         return raw if isinstance(raw, dict) else {}  # stored before events were kept as text
 
-    async def pending_of(
-        self, queue: list[Document], now: datetime
-    ) -> AsyncGenerator[Document, None]:
-        """The events of a queue (`PendingEvents.queue`) not handled yet, in order, each read
-        when it is reached (see the module doc for stray entries)."""
+    async def first_pending(self, queue: list[Document], now: datetime) -> Document | None:
+        """The first event of a queue (`PendingEvents.queue`) not handled yet (see the module
+        doc for stray entries)."""
         for entry in queue:
             stored = await self.col.find_one({"_id": entry["_id"]})
             if stored is not None and stored.get("status") == "pending":
-                yield stored
-            elif stored is not None or entry["received_at"] < now - ORPHAN_AFTER:
-                await self.pending.remove(entry["_id"])
-
-    async def first_pending(self, queue: list[Document], now: datetime) -> Document | None:
-        async with contextlib.aclosing(self.pending_of(queue, now)) as events:
-            async for stored in events:
                 return stored
+            if stored is not None or entry["received_at"] < now - ORPHAN_AFTER:
+                await self.pending.remove(entry["_id"])
+            else:
+                # Its event is being stored: nothing after it may go first. Its delivery's own
+                # handling comes once it is stored (or LINE redelivers it, if storing failed).
+                return None
         return None
 
     async def next_pending(self, user_key: str, now: datetime) -> Document | None:
