@@ -42,7 +42,8 @@ bench: $(BENCH_STAMP) db-install
 	$(PY) -m benchmarks
 
 # 10 minutes of chat at half the measured maximum, memory and latency per minute (not part of
-# `make test`): figures in var/soak/, docs/RELIABILITY.md. SOAK_MINUTES=2 for a short run.
+# `make test`): figures in var/soak/, docs/RELIABILITY.md. SOAK_MINUTES=2 for a short run;
+# SOAK_POSTGRESQL_URL=postgres://… (an empty database) for FerretDB's PostgreSQL backend.
 soak: $(STAMP) db-install
 	$(PY) -m soak --minutes $(or $(SOAK_MINUTES),10)
 
