@@ -170,11 +170,14 @@ async def _stop_all(children: list[asyncio.subprocess.Process]) -> None:
     for child in children:
         if child.returncode is None:
             child.terminate()
+    # One budget for all of them, not one after another: Ctrl-C must not wait out each
+    # process's worst case in turn. What is killed then loses nothing: its work is claimed in
+    # the database and taken up on the next start.
+    await asyncio.wait([asyncio.create_task(child.wait()) for child in children], timeout=30)
     for child in children:
-        try:
-            await asyncio.wait_for(child.wait(), timeout=35)
-        except TimeoutError:
+        if child.returncode is None:
             child.kill()
+            await child.wait()
 
 
 async def _wait_healthy(url: str, exits: list[asyncio.Task[int]]) -> None:

@@ -75,9 +75,13 @@ def test_demo_runs_everything_and_refuses_a_second_instance(mongo_uri: str, tmp_
         "--emulator-port",
         str(emulator_port),
     ]
-    demo = subprocess.Popen(
-        args, env=env, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    # The processes' logs go to a file: a pipe nobody reads while the demo runs fills up and
+    # blocks every process writing to it (then it cannot even stop).
+    logs = tmp_path / "demo.log"
+    with logs.open("w") as log:
+        demo = subprocess.Popen(
+            args, env=env, cwd=work, stdout=subprocess.PIPE, stderr=log, text=True
+        )
     try:
         assert demo.stdout is not None
         banner = ""
@@ -85,7 +89,7 @@ def test_demo_runs_everything_and_refuses_a_second_instance(mongo_uri: str, tmp_
         while "Stop with Ctrl-C." not in banner:
             assert time.monotonic() < deadline, "the demo did not print its URLs in time"
             line = demo.stdout.readline()
-            assert line, f"demo exited early: {demo.stderr.read() if demo.stderr else ''}"
+            assert line, f"demo exited early: {logs.read_text()[-3000:]}"
             banner += line
         assert f"http://127.0.0.1:{emulator_port}/" in banner
         assert f"http://127.0.0.1:{bot_port}/admin/" in banner
@@ -100,7 +104,7 @@ def test_demo_runs_everything_and_refuses_a_second_instance(mongo_uri: str, tmp_
         assert "already running" in second.stderr
         assert "Traceback" not in second.stderr
         demo.send_signal(signal.SIGINT)
-        assert demo.wait(60) == 0
+        assert demo.wait(60) == 0, logs.read_text()[-3000:]
     finally:
         if demo.poll() is None:
             demo.kill()

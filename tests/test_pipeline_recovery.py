@@ -4,13 +4,24 @@ loses its reply (docs/RELIABILITY.md, "nothing lost, nothing twice")."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
 
 from bot.dialog.engine import DialogEngine
 from bot.line.pipeline import LEASE_TTL, STALE_AFTER, to_incoming
 from bot.line.webhook import PIPELINE
 from bot.router import Router
 from bot.storage.db import Document
-from tests.stack import Stack, message_texts
+from tests.stack import Stack, message_texts, start_stack
+
+
+@pytest.fixture
+async def stack(mongo_uri: str, own_db_name: str) -> AsyncIterator[Stack]:
+    # A database of its own: the sweeps below must find this test's abandoned event alone, not
+    # events other tests left pending in the shared one.
+    async for running in start_stack(mongo_uri, own_db_name):
+        yield running
 
 
 async def _recorded_event(stack: Stack, user_id: str) -> Document:
