@@ -6,6 +6,7 @@ import asyncio
 import fcntl
 import os
 import secrets
+import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -151,7 +152,17 @@ async def run_demo(bot_port: int, emulator_port: int) -> None:
             ),
             flush=True,
         )
-        await asyncio.wait(exits, return_when=asyncio.FIRST_COMPLETED)
+        # Ctrl-C and SIGTERM stop the demo, also when it was started with SIGINT ignored (a
+        # shell's background job): the children are stopped below.
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait([*exits, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            return
+        stopping.cancel()
         failed = [
             name
             for name, child in zip(processes, children, strict=True)
