@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.devdb import LocalFerret, find_ferretdb, free_port
+from bot.devdb import LocalFerret, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var" / "bench"
@@ -237,24 +237,8 @@ class PostgresFerret(LocalFerret):
         super().__init__(data_dir)
         self.postgresql_url = postgresql_url
 
-    def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        with (self.data_dir / "ferretdb.log").open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    find_ferretdb(),
-                    "--handler=postgresql",
-                    f"--postgresql-url={self.postgresql_url}",
-                    f"--state-dir={self.data_dir}",
-                    f"--listen-addr=127.0.0.1:{self.port}",
-                    "--telemetry=disable",
-                    "--debug-addr=-",
-                    "--log-level=warn",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+    def backend_args(self) -> list[str]:
+        return ["--handler=postgresql", f"--postgresql-url={self.postgresql_url}"]
 
 
 def backend() -> str:

@@ -175,26 +175,26 @@ async def run(run: Run) -> list[Row]:
                 target, met = "≤2× the small size", verdict(b <= 2 * a)
             rows.append(Row(NAME, f"/api/v1/stats {case}", f"{size:,} regs", figures, target, met))
     for size, result in results.items():
-        found = result.get("recount")
-        if found is None:
+        recount = result.get("recount")
+        if recount is None:
             rows.append(
                 out_of_time(NAME, "recount = counters", f"{size:,} regs", size / RECOUNT_RATE)
             )
             continue
-        exact = found["registrations"] == found["expected"]
+        exact = recount["registrations"] == recount["expected"]
         rows.append(
             Row(
                 NAME,
                 "recount = counters",
                 f"{size:,} regs",
                 {
-                    "recount s": found["s"],
-                    "regs/s": found["registrations"] / found["s"] if found["s"] else 0.0,
-                    "registrations": int(found["registrations"]),
-                    "live create_basic ms": found["live ms/reg"],
+                    "recount s": recount["s"],
+                    "regs/s": recount["registrations"] / recount["s"] if recount["s"] else 0.0,
+                    "registrations": int(recount["registrations"]),
+                    "live create_basic ms": recount["live ms/reg"],
                 },
                 "no drift",
-                verdict(found["clean"] == 1.0 and exact),
+                verdict(recount["clean"] == 1.0 and exact),
                 "" if exact else "the recount read a different number of registrations",
             )
         )

@@ -55,14 +55,17 @@ class LocalFerret:
     def uri(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}/"
 
+    def backend_args(self) -> list[str]:
+        """The storage FerretDB runs on: SQLite files under `data_dir`."""
+        return ["--handler=sqlite", f"--sqlite-url=file:{self.data_dir}/"]
+
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = (self.data_dir / "ferretdb.log").open("ab")
         self.process = subprocess.Popen(
             [
                 find_ferretdb(),
-                "--handler=sqlite",
-                f"--sqlite-url=file:{self.data_dir}/",
+                *self.backend_args(),
                 f"--state-dir={self.data_dir}",
                 f"--listen-addr=127.0.0.1:{self.port}",
                 "--telemetry=disable",
