@@ -20,7 +20,7 @@ from bot.news import NewsReport
 from bot.storage import Storage
 from bot.storage.preferences import Topic
 from tests.conftest import ROOT, make_env
-from tests.news_support import MULTICAST, SECRET, TOKEN, Lab, at_jst, open_lab, unused_place
+from tests.news_support import MULTICAST, SECRET, TOKEN, Lab, at_jst, open_lab
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ async def lab(storage: Storage) -> AsyncIterator[Lab]:
 
 
 async def test_ten_thousand_exactly_once_through_500s_429s_and_two_workers(lab: Lab) -> None:
-    place = unused_place()
+    place = await lab.unused_place()
     users = await lab.seed(place, 10_000)
     # The channel allows 40 multicasts a second; the sending worker is paced at 30.
     lab.emulator.rate_limiter.configure({MULTICAST: 40})
@@ -65,14 +65,14 @@ async def test_ten_thousand_exactly_once_through_500s_429s_and_two_workers(lab: 
 
 
 async def test_segment_opt_outs_and_blocks(lab: Lab) -> None:
-    place = unused_place()
+    place = await lab.unused_place()
     storage = lab.storage
     tokyo_visitors = await lab.seed(place, 3, types=["visit"], residence_code="131016")
     osaka_premium = await lab.seed(
         place, 2, tier="premium", types=["bearer"], residence_code="271004", age_band="60s"
     )
     hokkaido_young = await lab.seed(place, 2, residence_code="011002", age_band="18_29")
-    elsewhere = await lab.seed(unused_place([place]), 2)
+    elsewhere = await lab.seed(await lab.unused_place([place]), 2)
     now = lab.clock.now()
     opted_out, blocked = tokyo_visitors[0], tokyo_visitors[1]
     await storage.preferences.set(opted_out, place, Topic.NEWS, False, now)
@@ -106,7 +106,7 @@ async def test_segment_opt_outs_and_blocks(lab: Lab) -> None:
 async def test_quiet_hours_defer_and_the_daily_cap_moves_the_excess_to_tomorrow(
     lab: Lab,
 ) -> None:
-    place = unused_place()
+    place = await lab.unused_place()
     users = await lab.seed(place, 3)
     lab.set_time(at_jst(1, 22))  # 22:00: quiet hours
     titles = [f"お知らせその{n}" for n in range(1, 5)]
@@ -144,7 +144,7 @@ async def test_quiet_hours_defer_and_the_daily_cap_moves_the_excess_to_tomorrow(
 
 
 async def test_recurring_news_goes_out_every_quarter(lab: Lab) -> None:
-    place = unused_place()
+    place = await lab.unused_place()
     users = await lab.seed(place, 2)
     start = lab.clock.now().replace(microsecond=0)  # the database keeps milliseconds
     schedule = Schedule(kind="recurring", at=start, every_months=3)
@@ -162,7 +162,7 @@ async def test_recurring_news_goes_out_every_quarter(lab: Lab) -> None:
 
 
 async def test_a_late_batch_goes_today_and_one_tried_over_a_day_ago_fails(lab: Lab) -> None:
-    place = unused_place()
+    place = await lab.unused_place()
     users = await lab.seed(place, 2)
     lab.set_time(at_jst(1, 9, 30))
     planned_early = await lab.approved(
@@ -194,7 +194,7 @@ async def test_a_late_batch_goes_today_and_one_tried_over_a_day_ago_fails(lab: L
 async def test_a_batch_sent_but_not_marked_before_a_crash_is_not_delivered_again(
     lab: Lab,
 ) -> None:
-    place = unused_place()
+    place = await lab.unused_place()
     users = await lab.seed(place, 3)
     item = await lab.approved(place, "一度だけ届くお知らせ")
     await lab.deliver_all()
@@ -214,7 +214,7 @@ async def test_a_batch_sent_but_not_marked_before_a_crash_is_not_delivered_again
 
 
 async def test_cap_slots_claimed_at_planning_survive_a_crash_before_sending(lab: Lab) -> None:
-    place = unused_place()
+    place = await lab.unused_place()
     users = await lab.seed(place, 3)
     lab.set_time(at_jst(1, 9, 30))
     item = await lab.approved(
@@ -240,7 +240,7 @@ async def test_cap_slots_claimed_at_planning_survive_a_crash_before_sending(lab:
 
 
 async def test_blocks_and_opt_outs_after_planning_are_honoured_when_sending(lab: Lab) -> None:
-    place = unused_place()
+    place = await lab.unused_place()
     users = await lab.seed(place, 4)
     lab.set_time(at_jst(1, 9, 30))
     item = await lab.approved(place, "直前に止めたお知らせ", schedule=Schedule("at", at_jst(1, 10)))
@@ -258,7 +258,7 @@ async def test_blocks_and_opt_outs_after_planning_are_honoured_when_sending(lab:
 
 
 async def test_cancel_stops_unsent_batches(lab: Lab) -> None:
-    place = unused_place()
+    place = await lab.unused_place()
     users = await lab.seed(place, 2)
     lab.set_time(at_jst(1, 23))
     item = await lab.approved(place, "取り消すお知らせ")
@@ -272,8 +272,8 @@ async def test_cancel_stops_unsent_batches(lab: Lab) -> None:
 
 
 async def test_send_test_pushes_once_outside_reports(lab: Lab) -> None:
-    place = unused_place()
-    [staff_line] = await lab.seed(unused_place([place]), 1)
+    place = await lab.unused_place()
+    [staff_line] = await lab.seed(await lab.unused_place([place]), 1)
     bubble = {"type": "bubble", "body": {"type": "box", "layout": "vertical", "contents": [
         {"type": "text", "text": "牡蠣まつりのご案内"}]}}  # fmt: skip
     flex = Content(
@@ -300,7 +300,7 @@ async def test_sigkill_mid_delivery_then_restart_sends_each_exactly_once(
     storage: Storage, mongo_uri: str, db_name: str
 ) -> None:
     async with open_lab(storage) as lab:
-        place = unused_place()
+        place = await lab.unused_place()
         users = await lab.seed(place, 10_000)
         item = await lab.approved(place, "再起動をまたぐお知らせ")
         env = {
