@@ -278,9 +278,10 @@ class PremiumService:
         return content, sniff_image(content)
 
     async def apply(
-        self, registration: Document, content: bytes, content_type: str
+        self, registration: Document, content: bytes, content_type: str, origin: str = ""
     ) -> Document | None:
-        """Store the application and its document; None when one is already waiting."""
+        """Store the application and its document; None when one is already waiting (except
+        one the flow run `origin` submitted: this finishes it, after a crash)."""
         now = self.clock.now()
         submitted = await self.storage.premium_applications.submit(
             registration["user_id"],
@@ -288,14 +289,17 @@ class PremiumService:
             registration["_id"],
             self.verifier.name,
             now,
+            origin,
         )
         if submitted.application is None:
             return None
         application = submitted.application
+        documents = self.storage.identity_documents
         try:
-            await self.storage.identity_documents.put(
-                application["_id"], registration["user_id"], content, content_type, now
-            )
+            if not await documents.exists(application["_id"]):
+                await documents.put(
+                    application["_id"], registration["user_id"], content, content_type, now
+                )
         except Exception:
             # No application without its document in the queue.
             await self.storage.premium_applications.decide(

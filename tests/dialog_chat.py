@@ -45,6 +45,7 @@ class DirectChat:
     user_id: str = field(default_factory=lambda: "U" + uuid.uuid4().hex)
     replies: list[dict[str, Any]] = field(default_factory=list)
     history: list[list[dict[str, Any]]] = field(default_factory=list)
+    last: Incoming | None = None
 
     async def event(self, kind: Kind, **fields: Any) -> list[dict[str, Any]]:
         incoming = Incoming(
@@ -54,6 +55,17 @@ class DirectChat:
             event_id=uuid.uuid4().hex,
             **fields,
         )
+        return await self.deliver(incoming)
+
+    async def again(self) -> list[dict[str, Any]]:
+        """The last event handled once more, as a process does that takes over the event from
+        one that died before finishing it."""
+        assert self.last is not None
+        return await self.deliver(self.last)
+
+    async def deliver(self, incoming: Incoming) -> list[dict[str, Any]]:
+        self.last = incoming
+        kind = incoming.kind
         calls: list[Sequence[Message]] = []
 
         async def reply(messages: Sequence[Message]) -> None:

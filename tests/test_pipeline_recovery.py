@@ -127,3 +127,45 @@ async def test_an_answer_stored_with_the_commit_is_sent_by_the_survivor(stack: S
     await chat.send("けせんぬま")  # its buttons and steps carry on from the committed turn
     assert "でよろしいですか" in chat.last_text
     assert await chat.inbox(wait=0.5) == []
+
+
+async def test_a_completion_whose_answer_died_with_its_process_is_answered_once(
+    stack: Stack,
+) -> None:
+    """The process dies after registering, before its answer went anywhere."""
+    chat = await stack.user("復旧四郎")
+    storage = stack.services.storage
+    pipeline = stack.bot_app[PIPELINE]
+    for text in ("登録", "気仙沼"):
+        await chat.send(text)
+    await chat.tap("はい")
+    for label in ("①経済", "決定", "出身"):
+        await chat.tap(label)
+    await chat.send("世田谷区")
+    await chat.tap("はい")
+    await chat.tap("30代")
+    await chat.send("しろう")
+    await chat.tap("同意する")
+    assert "この内容で登録しますか" in chat.last_text
+    await stack.wait_idle()
+    assert await storage.leases.acquire(chat.user_id, "dying", stack.clock.now(), LEASE_TTL)
+    await chat._control("tap", {"label": "登録する"})
+    await stack.wait_idle()
+    stored = await storage.inbound_events.next_pending(chat.user_id, stack.clock.now())
+    assert stored is not None
+    incoming = to_incoming(storage.inbound_events.event_of(stored))
+    assert incoming is not None and isinstance(pipeline.handler, Router)
+    assert isinstance(pipeline.handler.dialog, DialogEngine)
+    lost = await pipeline.handler.dialog.handle(incoming)
+    assert "登録が完了しました" in "\n".join(message_texts([m.to_dict() for m in lost]))
+    made = await storage.registrations.for_user(chat.user_id)
+    assert await chat.inbox(wait=0.5) == []
+
+    stack.clock.offset += max(LEASE_TTL, STALE_AFTER)
+    assert await pipeline.sweep() == 1
+    await stack.wait_idle()
+    replies = await chat.inbox()
+    assert "登録が完了しました" in "\n".join(message_texts([r["message"] for r in replies]))
+    assert [r["message"] for r in replies] == [m.to_dict() for m in lost]  # the same answer
+    assert await storage.registrations.for_user(chat.user_id) == made  # made once
+    assert await chat.inbox(wait=0.5) == []

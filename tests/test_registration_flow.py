@@ -104,7 +104,7 @@ async def test_the_whole_basic_registration(chat: DirectChat, storage: Storage) 
     assert set(main) == {
         "_id", "user_id", "place_code", "tier", "status", "types", "connection", "residence_code",
         "age_band", "nickname", "number", "since", "valid_until", "card_version", "via", "answers",
-        "created_at", "updated_at",
+        "origin", "created_at", "updated_at",
     }  # fmt: skip
     assert isinstance(main["_id"], ObjectId)
     assert main["place_code"] == "042056" and prefecture["place_code"] == "040002"

@@ -21,6 +21,7 @@ Order of handling, in one place:
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import secrets
 from collections.abc import Mapping, Sequence
@@ -116,6 +117,8 @@ class DialogEngine:
         for attempt in range(2):
             loaded = await store.load(incoming.user_id)
             if incoming.event_id and loaded.event_id == incoming.event_id:
+                if loaded.completing is not None and not loaded.reply:
+                    return await self._complete_again(incoming, loaded.completing)
                 raise TurnCommitted(incoming.event_id, loaded.reply)
             turn = self._new_turn(incoming, copy.deepcopy(loaded.conversation))
             await self._turn(turn)
@@ -133,16 +136,15 @@ class DialogEngine:
                         self.services.clock.now(),
                         incoming.event_id,
                         [message.to_dict() for message in early or []],
+                        turn.finished if turn.after_commit else None,
                     )
                 except ConversationConflict:
                     log.info("conversation changed meanwhile", extra={"attempt": attempt + 1})
                     continue
-            try:
-                for job in turn.after_commit:
-                    await job()
-            except PyMongoError as exc:
-                # Committed: a retry would not run this turn again, so apologise now.
-                raise RuntimeError("the database failed after the turn committed") from exc
+            # A database error here leaves the event pending: its retry finds the completion
+            # committed without an answer and runs the (idempotent) work again.
+            for job in turn.after_commit:
+                await job()
             return early if early is not None else self._finalize(turn)
         turn = self._new_turn(incoming, None)
         turn.say("common/busy", buttons=self.commands.menu_buttons())
@@ -502,14 +504,27 @@ class DialogEngine:
         if not flow.on_complete:
             turn.say("common/completed", buttons=turn.menu, flow_title=flow.title)
             return
-        action = self.registry.actions[flow.on_complete]
+        turn.after_commit.append(functools.partial(self._run_completion, turn, flow))
 
-        async def run() -> None:
-            outcome = await action(turn)
-            if isinstance(outcome, EndFlow):
-                turn.say(outcome.template, buttons=turn.menu, **dict(outcome.context))
+    async def _run_completion(self, turn: Turn, flow: Flow) -> None:
+        """The flow's `on_complete`, after the commit. Each such action is idempotent for its
+        flow run (`Conversation.run`): run again after a crash, it finishes what the first run
+        left and gives the same answer."""
+        outcome = await self.registry.actions[flow.on_complete](turn)
+        if isinstance(outcome, EndFlow):
+            turn.say(outcome.template, buttons=turn.menu, **dict(outcome.context))
 
-        turn.after_commit.append(run)
+    async def _complete_again(self, incoming: Incoming, finished: Conversation) -> list[Message]:
+        """An earlier attempt committed this event's completion and died before its answer
+        was stored: run the completion again."""
+        flow = self.flows.get(finished.flow)
+        if flow is None or not flow.on_complete:
+            raise TurnCommitted(incoming.event_id, [])
+        log.warning("completion run again after an interrupted attempt", extra={"flow": flow.name})
+        turn = self._new_turn(incoming, None)
+        turn.finished = finished
+        await self._run_completion(turn, flow)
+        return self._finalize(turn)
 
     def _end(self, turn: Turn, template: str, context: dict[str, Any]) -> None:
         flow = turn.flow

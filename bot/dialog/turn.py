@@ -161,6 +161,13 @@ class Turn:
         return self.flows.get(conv.flow) if conv else None
 
     @property
+    def run(self) -> str:
+        """The id of the flow run in progress (or just completed): what a completion's writes
+        carry, so that running it again after a crash recognises them."""
+        conv = self.conv or self.finished
+        return conv.run if conv else ""
+
+    @property
     def step(self) -> Step | None:
         flow = self.flow
         return flow.step(self.conv.step) if flow and self.conv else None

@@ -60,6 +60,19 @@ class Conversation:
             self.schema,
         )
 
+    def fields(self) -> Document:
+        """The conversation as stored (without the version bookkeeping)."""
+        return {
+            "flow": self.flow,
+            "flow_version": self.flow_version,
+            "step": self.step,
+            "answers": self.answers,
+            "scratch": self.scratch,
+            "run": self.run,
+            "schema": self.schema,
+            "started_at": self.started_at,
+        }
+
     @classmethod
     def from_document(cls, doc: Document) -> Conversation:
         return cls(
@@ -80,13 +93,15 @@ class Conversation:
 @dataclass(frozen=True)
 class Loaded:
     """A user's state as read: the conversation (None outside a flow), the version read, the
-    webhook event whose turn wrote it (a retry of that event must not run it again) and the
-    answer that turn stored with it (LINE messages as dicts; see `Conversations.save`)."""
+    webhook event whose turn wrote it (a retry of that event must not run it again), the answer
+    that turn stored with it (LINE messages as dicts; see `Conversations.save`) and the flow it
+    completed when its answer comes after the commit (`completing`)."""
 
     conversation: Conversation | None
     version: int
     event_id: str = ""
     reply: list[dict[str, Any]] = field(default_factory=list)
+    completing: Conversation | None = None
 
 
 def _int(value: Any) -> int:
@@ -113,7 +128,13 @@ class Conversations(Store):
         event_id = str(doc.get("event") or "")
         reply = json.loads(doc["reply"]) if isinstance(doc.get("reply"), str) else []
         conversation = Conversation.from_document(doc) if doc.get("flow") else None
-        return Loaded(conversation, version, event_id, reply)
+        done = doc.get("completing")
+        completing = (
+            Conversation.from_document({**done, "user_id": user_id})
+            if isinstance(done, dict) and done.get("flow")
+            else None
+        )
+        return Loaded(conversation, version, event_id, reply, completing)
 
     async def get(self, user_id: str) -> Conversation | None:
         return (await self.load(user_id)).conversation
@@ -126,10 +147,13 @@ class Conversations(Store):
         now: datetime,
         event_id: str = "",
         reply: list[dict[str, Any]] | None = None,
+        completing: Conversation | None = None,
     ) -> int:
         """Write the state (None: no conversation) as version `expected_version + 1`, by the
         turn of webhook event `event_id`, with that turn's answer `reply` (kept until the next
-        write: a process that finishes the event after the writer died sends it).
+        write: a process that finishes the event after the writer died sends it), or with the
+        flow it `completing` when the answer comes from work after the commit (which such a
+        process then runs again).
 
         Raises `ConversationConflict` when another writer got there first. On success the
         conversation's `version` and `updated_at` are set, and the version read is removed.
@@ -146,20 +170,13 @@ class Conversations(Store):
         }
         if reply:
             doc["reply"] = json.dumps(reply, ensure_ascii=False)
+        if completing is not None:
+            doc["completing"] = completing.fields()
         if conversation is not None:
             conversation.version = version
             conversation.updated_at = now
             conversation.started_at = conversation.started_at or now
-            doc |= {
-                "flow": conversation.flow,
-                "flow_version": conversation.flow_version,
-                "step": conversation.step,
-                "answers": conversation.answers,
-                "scratch": conversation.scratch,
-                "run": conversation.run,
-                "schema": conversation.schema,
-                "started_at": conversation.started_at,
-            }
+            doc |= conversation.fields()
         try:
             await self.col.insert_one(doc)
         except DuplicateKeyError:

@@ -3,8 +3,8 @@
 Documents:
 
     premium_applications: {_id: ObjectId, user_id, place_code, registration_id, verifier,
-        status: "pending"|"approved"|"rejected"|"withdrawn", open_key, submitted_at,
-        decided_by?, reason?, decided_at?}
+        status: "pending"|"approved"|"rejected"|"withdrawn", open_key, origin (the flow run
+        that submitted it), submitted_at, decided_by?, reason?, decided_at?}
     premium_decisions: {_id: application id, user_id, place_code, status, decided_by, reason,
         decided_at}
     identity_documents: {application_id, user_id, content_type, size, data: Binary, created_at}
@@ -106,8 +106,16 @@ class PremiumApplications(Store):
         ]
 
     async def submit(
-        self, user_id: str, place_code: str, registration_id: Any, verifier: str, now: datetime
+        self,
+        user_id: str,
+        place_code: str,
+        registration_id: Any,
+        verifier: str,
+        now: datetime,
+        origin: str = "",
     ) -> Submitted:
+        """A new waiting application; `Submitted(None)` when one is waiting already, unless the
+        flow run `origin` made that one (it is run again after a crash and gets it back)."""
         doc: Document = {
             "_id": ObjectId(),
             "user_id": user_id,
@@ -116,13 +124,21 @@ class PremiumApplications(Store):
             "verifier": verifier,
             "status": PENDING,
             "open_key": f"{user_id}:{place_code}",
+            "origin": origin or None,
             "submitted_at": now,
         }
         try:
             await self.col.insert_one(doc)
         except DuplicateKeyError:
-            return Submitted(None)
+            return Submitted(await self.waiting_from(user_id, place_code, origin))
         return Submitted(doc)
+
+    async def waiting_from(self, user_id: str, place_code: str, origin: str) -> Document | None:
+        """The person's waiting application for the place if flow run `origin` submitted it."""
+        if not origin:
+            return None
+        doc = await self.col.find_one({"open_key": f"{user_id}:{place_code}"})
+        return doc if doc is not None and doc.get("origin") == origin else None
 
     # --- reading -----------------------------------------------------------------------------
 

@@ -6,10 +6,12 @@ Document (collection `registrations`; `bot/cards.py` and the staff console rely 
      types: [RelationshipType values], connection, residence_code, age_band, nickname,
      number: "042056-000123-2", since: datetime UTC, valid_until: datetime UTC | None,
      card_version: int, via: municipality code | None, answers: {question_id: answer},
-     created_at, updated_at}
+     origin: flow run id | None, created_at, updated_at}
 
 `via` is set on a prefecture registration made together with a municipality registration. The
 unique index on (user_id, place_code) decides races: two confirmations give one registration.
+`origin` names the flow run that made it, so that run, completed again after a crash, finishes
+its own registration instead of refusing it as made already.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class BasicApplication:
     age_band: str
     nickname: str
     answers: dict[str, Any] = field(default_factory=dict)
+    origin: str = ""  # the flow run that applied: run again, it finds its own registrations
 
 
 @dataclass(frozen=True)
@@ -109,10 +112,15 @@ class Registrations(Store):
         docs.sort(key=lambda doc: (doc.get("created_at") or datetime.min, str(doc["_id"])))
         return docs
 
-    async def place_codes(self, user_id: str) -> set[str]:
-        """Every place the person is registered with, prefectures made together included."""
-        cursor = self.col.find({"user_id": user_id}, projection={"place_code": 1})
-        return {str(doc["place_code"]) async for doc in cursor}
+    async def place_codes(self, user_id: str, but_origin: str = "") -> set[str]:
+        """Every place the person is registered with, prefectures made together included;
+        with `but_origin`, not those that flow run made."""
+        cursor = self.col.find({"user_id": user_id}, projection={"place_code": 1, "origin": 1})
+        return {
+            str(doc["place_code"])
+            async for doc in cursor
+            if not but_origin or doc.get("origin") != but_origin
+        }
 
     async def count_for_place(self, place_code: str) -> int:
         return await self.col.count_documents({"place_code": place_code, "status": ACTIVE})
@@ -148,6 +156,7 @@ class Registrations(Store):
             "card_version": 1,
             "via": via,
             "answers": dict(application.answers) if via is None else {},
+            "origin": application.origin or None,
             "created_at": now,
             "updated_at": now,
         }
@@ -156,23 +165,29 @@ class Registrations(Store):
         """Register with the place, and with its prefecture unless already registered there.
 
         The caller checks eligibility (`check_basic`) first; this only makes the documents. A
-        place already registered (a double tap, two devices) gives `Created()` (`already`). A
-        number drawn for a registration that then loses the race is not reused: numbers may have
-        gaps, never duplicates.
+        place already registered (a double tap, two devices) gives `Created()` (`already`),
+        unless the application's `origin` made it: then this finishes what that call left (a
+        completion run again after a crash). A number drawn for a registration that then loses
+        the race is not reused: numbers may have gaps, never duplicates.
         """
         place = get_place(application.place_code)
         if place is None:
             raise ValueError(f"unknown place code {application.place_code!r}")
         codes = places_to_register(place)
-        main = self._document(
-            application, place.code, await self.next_number(place.code), None, now
-        )
-        try:
-            await self.col.insert_one(main)
-        except DuplicateKeyError:
-            return Created()
+        main = await self._made_by(application, place.code)
+        if main is None:
+            main = self._document(
+                application, place.code, await self.next_number(place.code), None, now
+            )
+            try:
+                await self.col.insert_one(main)
+            except DuplicateKeyError:
+                return Created()
         prefecture: Document | None = None
         for code in codes[1:]:
+            if (ours := await self._made_by(application, code)) is not None:
+                prefecture = ours
+                continue
             if await self.find(application.user_id, code) is not None:
                 continue
             doc = self._document(application, code, await self.next_number(code), place.code, now)
@@ -183,6 +198,13 @@ class Registrations(Store):
             prefecture = doc
         await self.stats.registrations_changed(application.user_id, now)
         return Created(registration=main, prefecture=prefecture)
+
+    async def _made_by(self, application: BasicApplication, place_code: str) -> Document | None:
+        """The person's registration with the place if this application's flow run made it."""
+        if not application.origin:
+            return None
+        doc = await self.find(application.user_id, place_code)
+        return doc if doc is not None and doc.get("origin") == application.origin else None
 
     async def remove(self, user_id: str, place_code: str) -> Removed:
         """Delete a registration; a prefecture registration made with it goes too.

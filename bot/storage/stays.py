@@ -15,6 +15,7 @@ Collections:
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -29,6 +30,11 @@ from bot.domain.garbage import Weekday
 from bot.domain.stays import DEFAULT_REMIND_TIME, Stay, StayPattern
 from bot.storage.base import Store
 from bot.storage.db import Document
+
+
+def stay_id_for(user_id: str, origin: str) -> str:
+    """The id of the stay flow run `origin` adds (16 hex digits, as random ids)."""
+    return hashlib.blake2b(f"{user_id}:{origin}".encode(), digest_size=8).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -106,10 +112,16 @@ class Stays(Store):
 
     # --- stays --------------------------------------------------------------------------------
 
-    async def add(self, user_id: str, stay: Stay, now: datetime) -> str:
-        stay_id = secrets.token_hex(8)
+    async def add(self, user_id: str, stay: Stay, now: datetime, origin: str = "") -> str:
+        """Store a new stay; its id. With `origin` (the flow run adding it) the id comes from
+        it, so the flow run again after a crash finds the stay it added instead of a second."""
+        stay_id = stay_id_for(user_id, origin) if origin else secrets.token_hex(8)
         doc = {"_id": stay_id, "user_id": user_id, **_stay_document(stay)}
-        await self.col.insert_one(doc | {"created_at": now, "updated_at": now})
+        try:
+            await self.col.insert_one(doc | {"created_at": now, "updated_at": now})
+        except DuplicateKeyError:
+            if not origin:
+                raise
         return stay_id
 
     async def replace(self, user_id: str, stay_id: str, stay: Stay, now: datetime) -> bool:

@@ -168,9 +168,13 @@ async def submit_premium_application(turn: Turn) -> Outcome:
     answers = turn.answers
     code = str(answers.get("pick") or "")
     found = eligibility(await _standing(turn), code)
-    if found.reason == PENDING_REASON:
+    # Waiting since this very flow submitted it: run again after a crash, it finishes that.
+    ours = found.reason == PENDING_REASON and bool(
+        await turn.storage.premium_applications.waiting_from(turn.user_id, code, turn.run)
+    )
+    if found.reason == PENDING_REASON and not ours:
         return EndFlow("premium/pending", {"place_name": place_name(code)})
-    if not found.ok or found.registration is None:
+    if not (found.ok or ours) or found.registration is None:
         return EndFlow(
             "premium/refused",
             {"refusals": [_refusal(found)], "max_places": PREMIUM_MAX_PLACES},
@@ -182,7 +186,7 @@ async def submit_premium_application(turn: Turn) -> Outcome:
         return EndFlow("premium/submit_failed", {"place_name": place_name(code)})
     try:
         content, content_type = await service.fetch_document(str(document.get("message_id")))
-        application = await service.apply(found.registration, content, content_type)
+        application = await service.apply(found.registration, content, content_type, turn.run)
     except Exception:
         log.exception("the Premium application could not be stored")
         return EndFlow("premium/submit_failed", {"place_name": place_name(code)})

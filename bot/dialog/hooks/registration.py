@@ -242,7 +242,8 @@ async def create_basic_registration(turn: Turn) -> Outcome:
     if place is None:
         return EndFlow("register/refused", {"message": "登録先が見つかりませんでした。"})
     residence = str(answers.get("residence") or "")
-    existing = await turn.storage.registrations.place_codes(turn.user_id)
+    # Not those this flow made: it is run again after a crash and finishes its own work.
+    existing = await turn.storage.registrations.place_codes(turn.user_id, but_origin=turn.run)
     decision = check_basic(place.code, residence or None, existing)
     if decision.ok:
         band = AgeBand(str(answers.get("age_band")))
@@ -259,6 +260,7 @@ async def create_basic_registration(turn: Turn) -> Outcome:
             age_band=str(answers.get("age_band")),
             nickname=str(answers.get("nickname") or ""),
             answers=dict(answers.get("questions") or {}),
+            origin=turn.run,
         ),
         turn.now,
     )

@@ -28,7 +28,7 @@ from bot.garbage import (
     place_name,
     summary_context,
 )
-from bot.storage.stays import ReminderSettings
+from bot.storage.stays import ReminderSettings, stay_id_for
 
 FLOW = "stays"
 BY_LOCATION = "__location"
@@ -305,7 +305,10 @@ async def save_stay(turn: Turn) -> Outcome:
     if stay is None:
         return EndFlow("common/error")
     calendar = await turn.storage.garbage_calendars.get(code)
-    existing = [s.stay for s in await stays.for_user(turn.user_id, code) if s.id != target]
+    adding = stay_id_for(turn.user_id, turn.run)  # found here if added before a crash
+    existing = [
+        s.stay for s in await stays.for_user(turn.user_id, code) if s.id not in (target, adding)
+    ]
     check = validate_stay(stay, turn.today, existing, calendar.area_names() if calendar else None)
     if not check.ok:  # a stay saved meanwhile from another phone
         return EndFlow("stays/problem", {"message": check.message})
@@ -313,7 +316,7 @@ async def save_stay(turn: Turn) -> Outcome:
         if not await stays.replace(turn.user_id, target, stay, turn.now):
             return EndFlow("stays/none", {"place_name": place_name(code)})
     else:
-        await stays.add(turn.user_id, stay, turn.now)
+        await stays.add(turn.user_id, stay, turn.now, origin=turn.run)
     turn.say("stays/saved", label=stay.label, area=stay.area, edited=bool(target))
     context = await summary_context(turn.storage, turn.user_id, code, turn.today)
     return EndFlow("stays/summary", context)
