@@ -91,6 +91,18 @@ async def test_a_completion_cut_short_is_finished_not_refused(
     assert "すでにご登録" in chat.text
 
 
+async def test_an_unregistration_done_before_a_crash_is_confirmed_not_denied(
+    chat: DirectChat, storage: Storage
+) -> None:
+    await register(chat, "気仙沼")
+    await chat.send("登録解除")
+    await chat.tap("解除する")
+    assert "宮城県気仙沼市・宮城県の登録を解除しました" in chat.text
+    await chat.again()  # the answer was lost: the registration is gone already
+    assert "登録を解除しました" in chat.text and "宮城県気仙沼市" in chat.text
+    assert await storage.registrations.for_user(chat.user_id) == []
+
+
 async def test_a_stay_saved_before_a_crash_is_not_added_twice(
     chat: DirectChat, storage: Storage, clock: Clock
 ) -> None:

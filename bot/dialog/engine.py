@@ -522,7 +522,7 @@ class DialogEngine:
             raise TurnCommitted(incoming.event_id, [])
         log.warning("completion run again after an interrupted attempt", extra={"flow": flow.name})
         turn = self._new_turn(incoming, None)
-        turn.finished = finished
+        turn.finished, turn.again = finished, True
         await self._run_completion(turn, flow)
         return self._finalize(turn)
 

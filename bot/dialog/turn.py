@@ -117,6 +117,9 @@ class Turn:
     says: list[Say] = field(default_factory=list)
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     finished: Conversation | None = None  # the conversation a completed flow left
+    # The completion runs again: an earlier attempt committed it and died, maybe after its work
+    # (an action that finds its work done answers as the first run would have).
+    again: bool = False
     menu: list[ButtonSpec] = field(default_factory=list)  # the main menu's buttons
 
     @property

@@ -166,7 +166,7 @@ async def activities_complete(turn: Turn) -> Outcome:
             "activities/withdrawn",
             buttons=_after_buttons(),
             activity=activity_context(activity),
-            was=cancelled.was,
+            was=cancelled.was or turn.again,  # run again: the first run withdrew
         )
         return None
     if activity.starts_at <= turn.now:
@@ -180,7 +180,7 @@ async def activities_complete(turn: Turn) -> Outcome:
         outcome=applied.outcome.value,
         confirmed=state == "confirmed",
         position=position,
-        already=applied.outcome is ApplyOutcome.ALREADY,
+        already=applied.outcome is ApplyOutcome.ALREADY and not turn.again,
     )
     return None
 

@@ -305,13 +305,13 @@ async def pick_only_one(turn: Turn) -> Outcome:
 async def unregister_registration(turn: Turn) -> Outcome:
     code = str(turn.answers.get("pick"))
     removed = await turn.storage.registrations.remove(turn.user_id, code)
-    if not removed.removed:
+    if not removed.removed and not turn.again:
         return EndFlow("my/not_found", {"place_name": place_name(code)})
     await turn.registrations_changed()
     turn.say(
         "my/unregistered",
         buttons=turn.menu,
-        place_names=[place_name(c) for c in removed.place_codes],
+        place_names=[place_name(c) for c in removed.place_codes or (code,)],
     )
     return None
 
@@ -343,7 +343,7 @@ async def apply_registration_change(turn: Turn) -> Outcome:
         buttons=turn.menu,
         place_name=place_name(code),
         what=what,
-        changed=changed > 0,
+        changed=changed > 0 or turn.again,  # run again: the first run made the change
         types_labels=[_label(RelationshipType, t) for t in doc.get("types") or []],
         nickname=str(doc.get("nickname") or ""),
     )
