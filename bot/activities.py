@@ -131,9 +131,14 @@ class ActivityService:
         await self.tell_promoted(activity, applied.promoted)
         return applied
 
-    async def cancel(self, activity: Activity, user_id: str) -> Cancelled:
-        cancelled = await self.storage.rosters.cancel(activity, user_id, self.clock.now())
-        await self.tell_promoted(activity, cancelled.promoted)
+    async def cancel(self, activity: Activity, user_id: str, *, again: bool = False) -> Cancelled:
+        """Withdraw and tell whoever moved up. `again`: a withdrawal run again after a crash,
+        which may have come before the telling: every move up to a seat is told (once per move:
+        those told before are not sent again)."""
+        rosters = self.storage.rosters
+        cancelled = await rosters.cancel(activity, user_id, self.clock.now())
+        promoted = await rosters.promotions(activity.id) if again else cancelled.promoted
+        await self.tell_promoted(activity, promoted)
         return cancelled
 
     async def resize(self, activity: Activity, capacity: int) -> tuple[Promotion, ...]:

@@ -241,3 +241,57 @@ async def test_a_seat_freed_by_data_deletion_goes_to_the_waiting_list(stack: Sta
     entries = await second.inbox()
     assert any("「植樹」に空きが出た" in str(e["message"].get("text")) for e in entries)
     assert await storage.rosters.status(activity.id, second.user_id) == ("confirmed", None)
+
+
+async def test_a_withdrawal_run_again_after_a_crash_tells_who_moved_up_once(stack: Stack) -> None:
+    """The process died after the withdrawal, before telling the head of the waiting list."""
+    from bot.dialog.engine import DialogEngine
+    from bot.domain.activities import Activity, ActivityKind
+    from bot.line.incoming import Incoming
+    from bot.line.webhook import PIPELINE
+    from bot.router import Router
+
+    storage = stack.services.storage
+    starts = datetime.now(UTC).replace(microsecond=0) + timedelta(days=10)
+    activity = await storage.activities.add(
+        Activity(
+            "new",
+            PLACE,
+            "草刈り",
+            ActivityKind.VOLUNTEER,
+            starts,
+            starts + timedelta(hours=2),
+            "畑",
+            1,
+        ),
+        datetime.now(UTC),
+    )
+    (leaver, _), (waiting, _) = await resident(stack, "辞退"), await resident(stack, "待機")
+    now = datetime.now(UTC)
+    assert (await storage.rosters.apply(activity, leaver.user_id, now)).outcome == "confirmed"
+    assert (await storage.rosters.apply(activity, waiting.user_id, now)).outcome == "waitlisted"
+    await leaver.send("活動")
+    await leaver.tap("申し込みの確認")
+    await leaver.tap(f"{starts.astimezone(JST).month}/{starts.astimezone(JST).day} 草刈り")
+    await leaver.tap("取り消す")
+    assert "取り消しました" in leaver.last_text
+    told = [e for e in await waiting.inbox() if "参加が決まりました" in str(e["message"])]
+    assert len(told) == 1
+    [promotion] = await storage.rosters.promotions(activity.id)
+    assert promotion.user_id == waiting.user_id
+    # What a crash right after the withdrawal leaves: the move up never told.
+    await storage.sends.col.delete_many({"_id": {"$regex": promotion.token}})
+
+    committed = await storage.conversations.load(leaver.user_id)
+    assert committed.completing is not None and committed.event_id
+    # The same webhook event (its body is not kept once handled: only its id matters here).
+    incoming = Incoming(leaver.user_id, "postback", stack.clock.now(), committed.event_id)
+    pipeline = stack.bot_app[PIPELINE]
+    assert isinstance(pipeline.handler, Router)
+    assert isinstance(pipeline.handler.dialog, DialogEngine)
+    answer = await pipeline.handler.dialog.handle(incoming)  # the survivor runs it again
+    assert "取り消しました" in str(answer[0].to_dict())
+    told = [e for e in await waiting.inbox() if "参加が決まりました" in str(e["message"])]
+    assert len(told) == 1
+    await pipeline.handler.dialog.handle(incoming)  # and again: told before, not sent again
+    assert await waiting.inbox(wait=0.5) == []

@@ -370,6 +370,13 @@ class Rosters:
             break  # no free seat
         return tuple(promoted)
 
+    async def promotions(self, activity_id: str) -> tuple[Promotion, ...]:
+        """The seats held now that came from the waiting list."""
+        cursor = self.seats.col.find({"activity_id": activity_id, "via": "waiting_list"})
+        return tuple(
+            [Promotion(activity_id, str(doc["user_id"]), str(doc["token"])) async for doc in cursor]
+        )
+
     async def cancel(self, activity: Activity, user_id: str, now: datetime) -> Cancelled:
         """Withdraw; a freed seat goes to the head of the waiting list."""
         seat = await self.seats.col.delete_one({"activity_id": activity.id, "user_id": user_id})

@@ -161,7 +161,7 @@ async def activities_complete(turn: Turn) -> Outcome:
     if activity is None or activity.ends_at <= turn.now:
         return EndFlow("activities/gone")
     if answers.get("mine"):
-        cancelled = await service.cancel(activity, turn.user_id)
+        cancelled = await service.cancel(activity, turn.user_id, again=turn.again)
         turn.say(
             "activities/withdrawn",
             buttons=_after_buttons(),
