@@ -21,8 +21,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from benchmarks.common import Emulator, Row, Run, emulator, percentile, serve, verdict, wait_http
-from bot.devdb import free_port
+from benchmarks.common import Emulator, Row, Run, emulator, percentile, serve, verdict
+from bot.devdb import free_port, wait_http
 
 NAME = "chat"
 TEXT = "ヘルプ"  # a whole turn of ours: webhook, queue, lease, dialog interrupt, template, reply
@@ -94,7 +94,7 @@ async def baseline(run: Run) -> AsyncIterator[tuple[Emulator, subprocess.Popen[b
             run.env("unused", emu.url, f"http://127.0.0.1:{port}"),
         )
         try:
-            await wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
+            await wait_http(f"http://127.0.0.1:{port}/healthz", alive=lambda: proc.poll() is None)
             yield emu, proc
         finally:
             await run.stop(proc)

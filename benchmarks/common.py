@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.devdb import LocalFerret, free_port
+from bot.devdb import LocalFerret, free_port, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var" / "bench"
@@ -144,26 +144,6 @@ class Run:
             await self.stop(proc)
 
 
-async def wait_http(
-    url: str, timeout: float = 60.0, proc: subprocess.Popen[bytes] | None = None
-) -> None:
-    """Wait until `url` answers 200."""
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as http:
-        while True:
-            if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"process for {url} exited with {proc.returncode}")
-            try:
-                async with http.get(url) as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{url} did not answer 200 within {timeout:.0f} s")
-            await asyncio.sleep(0.2)
-
-
 @dataclass
 class Emulator:
     url: str
@@ -207,7 +187,7 @@ async def emulator(run: Run, name: str, webhook_url: str) -> AsyncIterator[Emula
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        await wait_http(f"{url}/_emulator/stats", proc=proc)
+        await wait_http(f"{url}/_emulator/stats", alive=lambda: proc.poll() is None)
         connector = aiohttp.TCPConnector(limit=0)
         timeout = aiohttp.ClientTimeout(total=120)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
@@ -226,7 +206,7 @@ async def serve(
         ["-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)],
         run.env(db, emulator_url, url),
     )
-    await wait_http(f"{url}/healthz", proc=proc)
+    await wait_http(f"{url}/healthz", alive=lambda: proc.poll() is None)
     return proc
 
 

@@ -11,7 +11,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.devdb import LocalFerret
+from bot.devdb import LocalFerret, ProcessExited, wait_http
 from bot.domain.places import all_places
 from bot.settings import Settings
 from bot.storage import Mongo, Storage
@@ -192,17 +192,9 @@ async def _stop_all(children: list[asyncio.subprocess.Process]) -> None:
 
 
 async def _wait_healthy(url: str, exits: list[asyncio.Task[int]]) -> None:
-    import aiohttp
-
-    async with aiohttp.ClientSession() as http:
-        for _ in range(120):
-            if any(done.done() for done in exits):
-                raise SystemExit(1)
-            try:
-                async with http.get(url) as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.5)
-    raise SystemExit(f"furusato-bot: the bot did not become healthy at {url}")
+    try:
+        await wait_http(url, alive=lambda: not any(done.done() for done in exits))
+    except ProcessExited:
+        raise SystemExit(1) from None
+    except TimeoutError:
+        raise SystemExit(f"furusato-bot: the bot did not become healthy at {url}") from None

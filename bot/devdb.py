@@ -1,4 +1,5 @@
-"""A local FerretDB (SQLite backend) for the demo and the tests: find the binary, start, stop."""
+"""Local processes for the demo, the tests and the benchmarks: a FerretDB (SQLite backend) to
+find, start and stop, free ports, and the wait for a started process to answer."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ import os
 import shutil
 import socket
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+import aiohttp
 
 from bot.storage.db import Mongo
 
@@ -41,6 +46,31 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class ProcessExited(RuntimeError):
+    """The process being waited for exited before it answered."""
+
+
+async def wait_http(
+    url: str, *, alive: Callable[[], bool] = lambda: True, timeout: float = 60.0
+) -> None:
+    """Wait until `url` answers 200: `ProcessExited` as soon as `alive()` is false,
+    `TimeoutError` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as http:
+        while True:
+            if not alive():
+                raise ProcessExited(url)
+            try:
+                async with http.get(url) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} did not answer 200 within {timeout:.0f} s")
+            await asyncio.sleep(0.2)
 
 
 class LocalFerret:

@@ -19,7 +19,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from bot.app import DRAIN_TIMEOUT_S
-from bot.devdb import LocalFerret, free_port
+from bot.devdb import LocalFerret, free_port, wait_http
 from bot.emulator.app import create_emulator_app
 from bot.settings import Settings
 from bot.storage import Mongo, Storage
@@ -56,18 +56,10 @@ class Bot:
                 stderr=subprocess.STDOUT,
             )
 
-    async def wait_healthy(self, http: aiohttp.ClientSession) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.proc is not None and self.proc.poll() is None, "serve exited"
-            try:
-                async with http.get(f"http://127.0.0.1:{self.port}/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-        raise AssertionError("serve did not become healthy")
+    async def wait_healthy(self) -> None:
+        proc = self.proc
+        assert proc is not None
+        await wait_http(f"http://127.0.0.1:{self.port}/healthz", alive=lambda: proc.poll() is None)
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -142,7 +134,7 @@ async def test_sigkill_of_the_web_process_under_load(
     url, bot = emulator
     async with aiohttp.ClientSession() as http:
         bot.start()
-        await bot.wait_healthy(http)
+        await bot.wait_healthy()
         async with http.post(f"{url}/_emulator/config", json={"redeliver": True}) as response:
             assert response.status == 200
         residents = [await new_resident(http, url, f"住民{n}") for n in range(4)]
@@ -158,7 +150,7 @@ async def test_sigkill_of_the_web_process_under_load(
         # Meanwhile a webhook finds nobody (status 0) and is redelivered once the bot is back.
         assert await late.say("text", COMMANDS[0]) == 0
         bot.start()
-        await bot.wait_healthy(http)
+        await bot.wait_healthy()
         await late.answer(COMMANDS[0], answers[COMMANDS[0]])
         await asyncio.gather(*chats)
 
@@ -174,7 +166,7 @@ async def test_sigterm_while_the_database_is_away_ends_in_bounded_time(tmp_path:
     try:
         async with emulator_with_bot(env, tmp_path) as (url, bot), aiohttp.ClientSession() as http:
             bot.start()
-            await bot.wait_healthy(http)
+            await bot.wait_healthy()
             resident = await new_resident(http, url, "住民")
             chat = asyncio.create_task(chatter(resident, {c: "" for c in COMMANDS}))
             await until(lambda: resident.turns >= 3, 30)
