@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 from bson import ObjectId
 
+from bot.background import stop_if_cancelled
 from bot.storage.db import Document
 from bot.storage.templates import TemplateVersions
 
@@ -159,9 +160,8 @@ class StoredOverrides:
             await asyncio.sleep(self.interval)
             try:
                 await self.refresh()
-            except asyncio.CancelledError:
-                raise
             except Exception:  # the database may be away for a while: keep the last known
+                stop_if_cancelled()
                 log.warning("template overrides could not be refreshed", exc_info=True)
 
     async def stop(self) -> None:

@@ -29,6 +29,7 @@ from typing import Any
 from linebot.v3.messaging import Message
 from pymongo.errors import PyMongoError
 
+from bot.background import stop_if_cancelled
 from bot.clock import Clock
 from bot.line.client import LineClient
 from bot.line.incoming import EventHandler, Incoming, Kind, Location, TurnCommitted
@@ -210,6 +211,7 @@ class Pipeline:
                 await self._drain_user(user_key, owner)
                 return
             except PyMongoError as exc:
+                stop_if_cancelled()
                 if asyncio.get_running_loop().time() >= gave_up_at:
                     log.error("database away too long; the sweep will retry the user's events")
                     return
@@ -220,6 +222,7 @@ class Pipeline:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, DB_RETRY_MAX_S)
             except Exception:
+                stop_if_cancelled()
                 log.exception("handling a user's events failed; the sweep will retry")
                 return
 
@@ -263,8 +266,10 @@ class Pipeline:
         async def renew() -> None:
             while True:
                 await asyncio.sleep(LEASE_TTL.total_seconds() / 3)
-                with contextlib.suppress(PyMongoError):
+                try:
                     await self.storage.leases.acquire(user_key, owner, self.clock.now(), LEASE_TTL)
+                except PyMongoError:
+                    stop_if_cancelled()
 
         task = asyncio.create_task(renew())
         try:
@@ -367,6 +372,7 @@ class Pipeline:
                 if found := await self.sweep():
                     log.info("sweep found pending events", extra={"users": found})
             except PyMongoError as exc:
+                stop_if_cancelled()
                 log.warning("sweep skipped: database away", extra={"error": type(exc).__name__})
 
 

@@ -28,6 +28,7 @@ from linebot.v3.messaging import (
 )
 from PIL import Image, ImageDraw, ImageFont
 
+from bot.background import stop_if_cancelled
 from bot.clock import Clock
 from bot.storage import Storage
 
@@ -142,6 +143,7 @@ class RichMenus:
                 await self.ensure()
                 return
             except Exception as exc:
+                stop_if_cancelled()
                 log.warning(
                     "rich menus not set up yet; retrying",
                     extra={"error": type(exc).__name__, "delay_s": delay},

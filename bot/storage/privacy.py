@@ -84,7 +84,7 @@ def personal_stores(storage: Storage) -> list[Store]:
     Registrations go first, so the cards stop working even if a later step fails (the resident
     can ask again: every step deletes what is left). The 関係人口 counters then follow the
     registrations, as for any removal, and the person's ledger behind them goes; the daily
-    snapshots (sums) stay. The user document and the events go last.
+    snapshots (sums) stay. The user document, the conversation and the events go last.
     """
     return [
         storage.registrations,
@@ -101,9 +101,12 @@ def personal_stores(storage: Storage) -> list[Store]:
         storage.news_caps,  # the daily news cap slots they hold
         storage.program_links,  # member numbers the resident linked
         storage.stays,  # with reminder settings and the reminders sent
-        storage.conversations,
         storage.sends,  # logical keys that name the person (reminders)
         storage.users,
+        # Until it goes, a process that takes over the deletion's event after a crash finds
+        # the completion committed and runs the deletion again, goodbye included; the event
+        # itself must outlive it for that.
+        storage.conversations,
         storage.inbound_events,
         storage.pending_events,
     ]
