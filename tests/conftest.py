@@ -16,7 +16,7 @@ from bot.devdb import LocalFerret
 from bot.settings import Settings
 from bot.storage import Mongo, Storage
 
-pytest_plugins = ["tests.stack"]
+pytest_plugins = ["tests.stack", "tests.dialog_chat"]
 
 ROOT = Path(__file__).resolve().parent.parent
 

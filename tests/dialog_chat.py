@@ -1,7 +1,9 @@
 """Driving the dialog engine directly, like a resident would: send, tap, read the replies.
 
 Used by the engine and registration tests (`tests/test_dialog_*.py`, `tests/test_registration_*`).
-Every event must get exactly one reply call with 1–5 messages that LINE would accept.
+Every event must get exactly one reply call with 1–5 messages that LINE would accept. As a pytest
+plugin (`tests/conftest.py`) it gives the fixtures `clock`, `engine` (the flows of `dialogs/`) and
+`chat`; a module defines its own to change them.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from linebot.v3.messaging import Message, ReplyMessageRequest
 
 from bot.clock import Clock
-from bot.dialog.engine import DialogEngine
+from bot.dialog.engine import DialogEngine, build_engine
 from bot.line.incoming import Incoming, Kind, Location
+from bot.settings import Settings
+from bot.storage import Storage
 
 
 def texts_of(messages: list[dict[str, Any]]) -> list[str]:
@@ -148,3 +153,18 @@ class DirectChat:
     @property
     def text(self) -> str:
         return "\n".join(self.texts)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def engine(storage: Storage, settings: Settings, clock: Clock) -> DialogEngine:
+    return build_engine(storage, settings, clock)
+
+
+@pytest.fixture
+def chat(engine: DialogEngine, clock: Clock) -> DirectChat:
+    return DirectChat(engine, clock)

@@ -7,34 +7,16 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-import pytest
 from bson import ObjectId
 
 from bot.clock import Clock
-from bot.dialog.engine import DialogEngine, build_engine
 from bot.garbage import demo_calendar
-from bot.settings import Settings
 from bot.storage import Storage
 from tests.dialog_chat import DirectChat
 from tests.test_registration_flow import register
 from tests.test_staff_support import add_registration
 
 KESENNUMA, MIYAGI = "042056", "040002"
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def engine(storage: Storage, settings: Settings, clock: Clock) -> DialogEngine:
-    return build_engine(storage, settings, clock)
-
-
-@pytest.fixture
-def chat(engine: DialogEngine, clock: Clock) -> DirectChat:
-    return DirectChat(engine, clock)
 
 
 def numbers(text: str) -> list[str]:

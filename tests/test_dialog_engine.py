@@ -99,11 +99,6 @@ def gate() -> Gate:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 def dialogs(tmp_path: Path) -> Path:
     directory = tmp_path / "dialogs"
     shutil.copytree(DIALOGS_DIR, directory)

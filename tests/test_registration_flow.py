@@ -8,27 +8,12 @@ import pytest
 from bson import ObjectId
 
 from bot.clock import Clock
-from bot.dialog.engine import DialogEngine, build_engine
+from bot.dialog.engine import build_engine
 from bot.domain.registration import is_valid_registration_number
 from bot.settings import Settings
 from bot.storage import Storage
 from bot.storage.questions import Question
 from tests.dialog_chat import DirectChat
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def engine(storage: Storage, settings: Settings, clock: Clock) -> DialogEngine:
-    return build_engine(storage, settings, clock)
-
-
-@pytest.fixture
-def chat(engine: DialogEngine, clock: Clock) -> DirectChat:
-    return DirectChat(engine, clock)
 
 
 async def register(
