@@ -9,6 +9,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from bot.clock import JST
+from bot.domain.activities import Activity, ActivityKind
 from bot.jobs.activity_reminders import run_activity_reminders
 from tests.stack import Chat, Stack
 from tests.test_staff_support import Site, add_registration
@@ -212,18 +213,15 @@ async def test_staff_console_posts_and_guards(stack: Stack) -> None:
         await site.close()
 
 
-async def test_a_seat_freed_by_data_deletion_goes_to_the_waiting_list(stack: Stack) -> None:
-    from bot.domain.activities import Activity, ActivityKind
-    from bot.storage.privacy import delete_person
-
+async def one_seat_two_people(stack: Stack, title: str, days: int) -> tuple[Activity, Chat, Chat]:
+    """An activity `days` ahead with one seat: one resident holds it, another waits."""
     storage = stack.services.storage
-    services = stack.services
-    starts = datetime.now(UTC).replace(microsecond=0) + timedelta(days=20)
+    starts = datetime.now(UTC).replace(microsecond=0) + timedelta(days=days)
     activity = await storage.activities.add(
         Activity(
             "new",
             PLACE,
-            "植樹",
+            title,
             ActivityKind.VOLUNTEER,
             starts,
             starts + timedelta(hours=2),
@@ -232,10 +230,19 @@ async def test_a_seat_freed_by_data_deletion_goes_to_the_waiting_list(stack: Sta
         ),
         datetime.now(UTC),
     )
-    (first, _), (second, _) = await resident(stack, "先"), await resident(stack, "後")
+    (holder, _), (waiting, _) = await resident(stack, "先"), await resident(stack, "後")
     now = datetime.now(UTC)
-    assert (await storage.rosters.apply(activity, first.user_id, now)).outcome == "confirmed"
-    assert (await storage.rosters.apply(activity, second.user_id, now)).outcome == "waitlisted"
+    assert (await storage.rosters.apply(activity, holder.user_id, now)).outcome == "confirmed"
+    assert (await storage.rosters.apply(activity, waiting.user_id, now)).outcome == "waitlisted"
+    return activity, holder, waiting
+
+
+async def test_a_seat_freed_by_data_deletion_goes_to_the_waiting_list(stack: Stack) -> None:
+    from bot.storage.privacy import delete_person
+
+    storage = stack.services.storage
+    services = stack.services
+    activity, first, second = await one_seat_two_people(stack, "植樹", days=20)
     await delete_person(storage, first.user_id)
     await run_activity_reminders(storage, services.line, services.renderer, stack.clock)
     entries = await second.inbox()
@@ -246,33 +253,16 @@ async def test_a_seat_freed_by_data_deletion_goes_to_the_waiting_list(stack: Sta
 async def test_a_withdrawal_run_again_after_a_crash_tells_who_moved_up_once(stack: Stack) -> None:
     """The process died after the withdrawal, before telling the head of the waiting list."""
     from bot.dialog.engine import DialogEngine
-    from bot.domain.activities import Activity, ActivityKind
     from bot.line.incoming import Incoming
     from bot.line.webhook import PIPELINE
     from bot.router import Router
 
     storage = stack.services.storage
-    starts = datetime.now(UTC).replace(microsecond=0) + timedelta(days=10)
-    activity = await storage.activities.add(
-        Activity(
-            "new",
-            PLACE,
-            "草刈り",
-            ActivityKind.VOLUNTEER,
-            starts,
-            starts + timedelta(hours=2),
-            "畑",
-            1,
-        ),
-        datetime.now(UTC),
-    )
-    (leaver, _), (waiting, _) = await resident(stack, "辞退"), await resident(stack, "待機")
-    now = datetime.now(UTC)
-    assert (await storage.rosters.apply(activity, leaver.user_id, now)).outcome == "confirmed"
-    assert (await storage.rosters.apply(activity, waiting.user_id, now)).outcome == "waitlisted"
+    activity, leaver, waiting = await one_seat_two_people(stack, "草刈り", days=10)
+    starts = activity.starts_at.astimezone(JST)
     await leaver.send("活動")
     await leaver.tap("申し込みの確認")
-    await leaver.tap(f"{starts.astimezone(JST).month}/{starts.astimezone(JST).day} 草刈り")
+    await leaver.tap(f"{starts.month}/{starts.day} 草刈り")
     await leaver.tap("取り消す")
     assert "取り消しました" in leaver.last_text
     told = [e for e in await waiting.inbox() if "参加が決まりました" in str(e["message"])]

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
+from linebot.v3.messaging import Message
 
 from bot.dialog.engine import DialogEngine
 from bot.line.pipeline import LEASE_TTL, STALE_AFTER, to_incoming
 from bot.line.webhook import PIPELINE
 from bot.router import Router
 from bot.storage.db import Document
-from tests.stack import Stack, message_texts, start_stack
+from tests.stack import Chat, Stack, message_texts, start_stack
 
 
 @pytest.fixture
@@ -96,31 +98,46 @@ async def test_a_turn_that_writes_no_state_is_simply_run_again(stack: Stack) -> 
     assert await chat.inbox(wait=0.5) == []
 
 
-async def test_an_answer_stored_with_the_commit_is_sent_by_the_survivor(stack: Stack) -> None:
-    """The process dies right after the commit, before it even recorded the reply."""
-    chat = await stack.user("復旧三郎")
+async def handled_by_a_process_that_dies(
+    stack: Stack, chat: Chat, action: str, body: dict[str, Any]
+) -> tuple[str, list[Message]]:
+    """The resident's next event (`action` with `body`, as the emulator's control API takes
+    them) is handled by a process that holds their queue, commits the turn and dies before
+    sending anything: its event id and the answer that went nowhere."""
     storage = stack.services.storage
     pipeline = stack.bot_app[PIPELINE]
-    await stack.wait_idle()  # the greeting's handling has let go of the queue
-    # The process that will die holds the resident's queue.
+    await stack.wait_idle()  # the earlier turns' handling has let go of the queue
     assert await storage.leases.acquire(chat.user_id, "dying", stack.clock.now(), LEASE_TTL)
-    await chat._control("text", {"text": "登録"})
+    await chat._control(action, body)
     await stack.wait_idle()
     stored = await storage.inbound_events.next_pending(chat.user_id, stack.clock.now())
     assert stored is not None
     incoming = to_incoming(storage.inbound_events.event_of(stored))
     assert incoming is not None and isinstance(pipeline.handler, Router)
     assert isinstance(pipeline.handler.dialog, DialogEngine)
-    # It runs the turn (committing it) and dies before sending: its answer goes nowhere.
     lost = await pipeline.handler.dialog.handle(incoming)
-    committed = await storage.conversations.load(chat.user_id)
-    assert committed.event_id == stored["_id"] and committed.conversation is not None
     assert await chat.inbox(wait=0.5) == []
+    return str(stored["_id"]), lost
 
+
+async def taken_over(stack: Stack, chat: Chat) -> list[dict[str, Any]]:
+    """Another process's sweep takes the dead one's event once its lease ran out: what the
+    resident then receives."""
     stack.clock.offset += max(LEASE_TTL, STALE_AFTER)
-    assert await pipeline.sweep() == 1
+    assert await stack.bot_app[PIPELINE].sweep() == 1
     await stack.wait_idle()
-    replies = await chat.inbox()
+    return await chat.inbox()
+
+
+async def test_an_answer_stored_with_the_commit_is_sent_by_the_survivor(stack: Stack) -> None:
+    """The process dies right after the commit, before it even recorded the reply."""
+    chat = await stack.user("復旧三郎")
+    storage = stack.services.storage
+    event_id, lost = await handled_by_a_process_that_dies(stack, chat, "text", {"text": "登録"})
+    committed = await storage.conversations.load(chat.user_id)
+    assert committed.event_id == event_id and committed.conversation is not None
+
+    replies = await taken_over(stack, chat)
     assert len(replies) == 1
     assert replies[0]["message"] == lost[0].to_dict()  # the answer the dead process rendered
     assert (await storage.conversations.load(chat.user_id)).version == committed.version
@@ -135,7 +152,6 @@ async def test_a_completion_whose_answer_died_with_its_process_is_answered_once(
     """The process dies after registering, before its answer went anywhere."""
     chat = await stack.user("復旧四郎")
     storage = stack.services.storage
-    pipeline = stack.bot_app[PIPELINE]
     for text in ("登録", "気仙沼"):
         await chat.send(text)
     await chat.tap("はい")
@@ -147,24 +163,11 @@ async def test_a_completion_whose_answer_died_with_its_process_is_answered_once(
     await chat.send("しろう")
     await chat.tap("同意する")
     assert "この内容で登録しますか" in chat.last_text
-    await stack.wait_idle()
-    assert await storage.leases.acquire(chat.user_id, "dying", stack.clock.now(), LEASE_TTL)
-    await chat._control("tap", {"label": "登録する"})
-    await stack.wait_idle()
-    stored = await storage.inbound_events.next_pending(chat.user_id, stack.clock.now())
-    assert stored is not None
-    incoming = to_incoming(storage.inbound_events.event_of(stored))
-    assert incoming is not None and isinstance(pipeline.handler, Router)
-    assert isinstance(pipeline.handler.dialog, DialogEngine)
-    lost = await pipeline.handler.dialog.handle(incoming)
+    _, lost = await handled_by_a_process_that_dies(stack, chat, "tap", {"label": "登録する"})
     assert "登録が完了しました" in "\n".join(message_texts([m.to_dict() for m in lost]))
     made = await storage.registrations.for_user(chat.user_id)
-    assert await chat.inbox(wait=0.5) == []
 
-    stack.clock.offset += max(LEASE_TTL, STALE_AFTER)
-    assert await pipeline.sweep() == 1
-    await stack.wait_idle()
-    replies = await chat.inbox()
+    replies = await taken_over(stack, chat)
     assert "登録が完了しました" in "\n".join(message_texts([r["message"] for r in replies]))
     assert [r["message"] for r in replies] == [m.to_dict() for m in lost]  # the same answer
     assert await storage.registrations.for_user(chat.user_id) == made  # made once
