@@ -362,7 +362,7 @@ class DialogEngine:
             flow=flow.name,
             flow_version=flow.version,
             step=flow.start,
-            run=secrets.token_hex(3),
+            run=secrets.token_hex(6),  # also keys what a completion writes (unique per user)
             started_at=turn.now,
         )
         if flow.on_start:
