@@ -46,8 +46,8 @@ async def test_database_outage_mid_conversations_loses_and_doubles_nothing(
     residents = [await new_resident(stack.http, emulator, f"住民{n}") for n in range(4)]
     late = await new_resident(stack.http, emulator, "遅れて話す住民")
     # Everyone mid-registration when the database goes (their last turn may still be finishing),
-    # and their next turns sent during the outage. Not the completion step: see
-    # docs/RELIABILITY.md.
+    # and their next turns sent during the outage. A completion cut after its commit is
+    # tests/test_completion_recovery.py's: an outage cannot be timed into that window here.
     hold = Hold(before=4)
     chats = [asyncio.create_task(r.register(pause=0.1, hold=hold)) for r in residents]
     await until(lambda: hold.waiting == len(residents), 60)

@@ -1,6 +1,7 @@
 """News delivery through the LINE emulator, against the real database: every recipient exactly
-once (with injected 500s and 429s, two workers, and a worker killed with SIGKILL mid-delivery),
-segments, opt-outs and blocks, quiet hours and the daily cap."""
+once (with injected 500s and 429s, two workers, a worker killed with SIGKILL mid-delivery, and
+the database stopped for 10 s mid-delivery), segments, opt-outs and blocks, quiet hours and the
+daily cap."""
 
 from __future__ import annotations
 
@@ -11,16 +12,20 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
+from bot.devdb import LocalFerret
 from bot.domain.news import Content, DeliveryConfig, Schedule, Segment, Status
 from bot.emulator.faults import Fault
 from bot.news import NewsReport
-from bot.storage import Storage
+from bot.storage import Mongo, Storage
 from bot.storage.preferences import Topic
 from tests.conftest import ROOT, make_env
 from tests.news_support import MULTICAST, SECRET, TOKEN, Lab, at_jst, open_lab
+
+OUTAGE_S = 10.0
 
 
 @pytest.fixture
@@ -293,7 +298,50 @@ def balanced(report: NewsReport) -> bool:
     return report.targeted == accounted + report.pending
 
 
-# --- a worker killed with SIGKILL mid-delivery ---------------------------------------------------
+# --- a worker killed with SIGKILL, or the database stopped, mid-delivery --------------------------
+
+
+async def start_worker(lab: Lab, mongo_uri: str, db_name: str) -> asyncio.subprocess.Process:
+    """`python -m bot worker` against the lab's emulator, sending 4 batches a second."""
+    env = {
+        **os.environ,
+        **make_env(mongo_uri, db_name, LINE_API_BASE_URL=lab.url),
+        "LINE_CHANNEL_SECRET": SECRET,
+        "LINE_CHANNEL_ACCESS_TOKEN": TOKEN,
+        "NEWS_QUIET_HOURS": "off",  # the worker runs on the real clock
+        "NEWS_MULTICAST_PER_SECOND": "4",  # 20 batches take ~5 s: time to break something
+        "NEWS_LEASE_SECONDS": "2",
+        "LOG_LEVEL": "WARNING",
+    }
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "worker",
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+
+
+async def stop_worker(worker: asyncio.subprocess.Process) -> None:
+    if worker.returncode is None:
+        worker.send_signal(signal.SIGTERM)
+        await worker.wait()
+
+
+async def delivered_once_each(lab: Lab, place: str, news_id: str, users: list[str]) -> None:
+    """Wait until the delivery is done; then everyone got the news exactly once."""
+
+    async def finished() -> bool:
+        return (await lab.news.report(place, news_id)).state == "done"
+
+    await _until_async(finished, 90)
+    item = await lab.news.report(place, news_id)
+    received = lab.received(users, "再起動をまたぐお知らせ")
+    assert len(received) == len(users) and set(received.values()) == {1}
+    assert (item.targeted, item.sent, item.pending) == (len(users), len(users), 0)
 
 
 async def test_sigkill_mid_delivery_then_restart_sends_each_exactly_once(
@@ -303,30 +351,7 @@ async def test_sigkill_mid_delivery_then_restart_sends_each_exactly_once(
         place = await lab.unused_place()
         users = await lab.seed(place, 10_000)
         item = await lab.approved(place, "再起動をまたぐお知らせ")
-        env = {
-            **os.environ,
-            **make_env(mongo_uri, db_name, LINE_API_BASE_URL=lab.url),
-            "LINE_CHANNEL_SECRET": SECRET,
-            "LINE_CHANNEL_ACCESS_TOKEN": TOKEN,
-            "NEWS_QUIET_HOURS": "off",  # the worker runs on the real clock
-            "NEWS_MULTICAST_PER_SECOND": "4",  # 20 batches take ~5 s: time to kill it
-            "NEWS_LEASE_SECONDS": "2",
-            "LOG_LEVEL": "WARNING",
-        }
-
-        async def start() -> asyncio.subprocess.Process:
-            return await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bot",
-                "worker",
-                env=env,
-                cwd=ROOT,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
-            )
-
-        worker = await start()
+        worker = await start_worker(lab, mongo_uri, db_name)
         try:
             await _until(lambda: lab.requests()["200"] >= 5, 90)
             worker.send_signal(signal.SIGKILL)
@@ -336,21 +361,40 @@ async def test_sigkill_mid_delivery_then_restart_sends_each_exactly_once(
             midway = await lab.news.report(place, item.id)
             assert midway.state in ("planning", "sending") and 0 < midway.targeted <= 10_000
             assert midway.pending > 0 and midway.progress < 1 and balanced(midway)
-            worker = await start()
-            news = lab.news
-
-            async def finished() -> bool:
-                return (await news.report(place, item.id)).state == "done"
-
-            await _until_async(finished, 90)
+            worker = await start_worker(lab, mongo_uri, db_name)
+            await delivered_once_each(lab, place, item.id, users)
         finally:
-            if worker.returncode is None:
-                worker.send_signal(signal.SIGTERM)
-                await worker.wait()
-        received = lab.received(users, "再起動をまたぐお知らせ")
-        assert len(received) == 10_000 and set(received.values()) == {1}
-        report = await lab.news.report(place, item.id)
-        assert (report.targeted, report.sent, report.pending) == (10_000, 10_000, 0)
+            await stop_worker(worker)
+
+
+@pytest.mark.slow
+async def test_database_stopped_mid_delivery_then_back_sends_each_exactly_once(
+    tmp_path: Path,
+) -> None:
+    ferret = LocalFerret(tmp_path / "db")  # of this test's own: stopping it disturbs no other
+    await ferret.start_and_wait()
+    mongo = Mongo(ferret.uri, "news_outage")
+    try:
+        storage = Storage(mongo)
+        await storage.ensure_indexes()
+        async with open_lab(storage) as lab:
+            place = await lab.unused_place()
+            users = await lab.seed(place, 10_000)
+            item = await lab.approved(place, "再起動をまたぐお知らせ")
+            worker = await start_worker(lab, ferret.uri, "news_outage")
+            try:
+                await _until(lambda: lab.requests()["200"] >= 5, 90)
+                await asyncio.to_thread(ferret.stop)
+                await asyncio.sleep(OUTAGE_S)
+                assert lab.requests()["200"] < 20  # stopped mid-delivery
+                assert worker.returncode is None  # the worker rides the outage out
+                await ferret.start_and_wait()
+                await delivered_once_each(lab, place, item.id, users)
+            finally:
+                await stop_worker(worker)
+    finally:
+        await mongo.close()
+        ferret.stop()
 
 
 async def _until(condition: Callable[[], bool], timeout: float) -> None:
