@@ -412,3 +412,8 @@ async def test_the_operator_gets_404_on_every_municipal_only_route_and_page(site
             wrong.append(f"page {page.method} {path}: {status}")
     assert not wrong, "\n".join(wrong)
     assert await snapshot(world.b, world.ids) == before
+    # Nor does the operator's navigation lead there.
+    _, home = await operator.page(CONSOLE + "/")
+    links = set(re.findall(r'<a\b[^>]*href="([^"]+)"', home))
+    hidden = {CONSOLE + page.path for page in pages if page.nav is not None}
+    assert hidden and not links & hidden, sorted(links & hidden)

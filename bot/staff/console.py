@@ -85,6 +85,7 @@ class NavItem:
     href: str
     order: int
     role: Role
+    municipal_only: bool = False  # not shown to the operator, who would get the 404 page
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ class Pages:
         pending: bool,
     ) -> Callable[[PageHandler], PageHandler]:
         def register(handler: PageHandler) -> PageHandler:
-            item = NavItem(nav, PREFIX + path, order, role) if nav else None
+            item = NavItem(nav, PREFIX + path, order, role, self.municipal_only) if nav else None
             page = Page(method, path, handler, role, item, pending, self.municipal_only)
             self.pages.append(page)
             return handler
@@ -186,7 +187,12 @@ def render_html(template: str, status: int = 200, **context: Any) -> web.Respons
 
 
 def nav_items(app: web.Application, principal: Principal) -> list[NavItem]:
-    return [item for item in app[NAVIGATION] if principal.can(item.role)]
+    operator = principal.tenant.is_platform
+    return [
+        item
+        for item in app[NAVIGATION]
+        if principal.can(item.role) and not (item.municipal_only and operator)
+    ]
 
 
 NAVIGATION = web.AppKey("staff_navigation", list[NavItem])
