@@ -14,9 +14,11 @@ Delivery (`deliver_news`, run by the worker every few seconds, `bot/jobs/news.py
    at most 500 people. A batch's `_id` is `<news>:<run>:<seq>` and inserting it is the claim;
    planning resumes after the last planned batch's last user id, so a person is in exactly one
    batch by construction, even across crashes. Batches carry `not_before` (the due time moved
-   out of quiet hours). All per-person work happens here, before the batch is inserted: people
-   who blocked the account or switched the topic off (read once per planning pass, by equality
-   filters) are put in the batch's `skip`; each other person claims one of their daily cap
+   out of quiet hours). People who blocked the account are not in the segment at all (their
+   registrations carry `blocked`, see `bot/storage/users.py`). All per-person work happens
+   here, before the batch is inserted: people who switched the topic off (read once per
+   planning pass, by equality filters) are put in the batch's `skip`; each other person claims
+   one of their daily cap
    slots (`news_caps/<user>:<day>:<n>`, n ≤ the cap, by unique insert, naming the batch) on the
    Japan day of `not_before`; people with no slot left move to a follow-up batch
    `<batch>~<next day>` (allotted the same way, never dropped).
@@ -135,7 +137,8 @@ class NewsItem:
 class NewsReport:
     """How the latest run of an item went (all zero before its first run).
 
-    targeted = sent + Σ skipped + Σ failed + pending. `skipped` reasons: blocked, opted_out,
+    targeted = sent + Σ skipped + Σ failed + pending; who had blocked the account when the run
+    was planned is not targeted. `skipped` reasons: blocked (since planning), opted_out,
     deferred_cap (moved to a later day by the daily cap, not sent yet), cancelled. `deferred`
     counts every push the cap moved, including those delivered since.
     """

@@ -98,8 +98,14 @@ async def test_segment_opt_outs_and_blocks(lab: Lab) -> None:
     assert set(received) == {tokyo_visitors[2], *osaka_premium}
     assert set(received.values()) == {1}
     report = await news.report(place, item.id)
-    assert report.targeted == 5 and report.sent == 3
-    assert report.skipped == {"opted_out": 1, "blocked": 1} and balanced(report)
+    # Who blocked the account is no longer in the audience (their registrations say so);
+    # who switched the topic off is, and is skipped.
+    assert report.targeted == 4 and report.sent == 3
+    assert report.skipped == {"opted_out": 1} and balanced(report)
+    marked = await storage.registrations.col.count_documents({"user_id": blocked, "blocked": True})
+    assert marked == 1
+    await storage.users.follow(blocked, now)  # following again: in the audience again
+    assert await news.count_recipients(place, Segment()) == 6
     # The quick replies stop this topic from this place, and list the past news.
     message = lab.emulator.users[osaka_premium[0]].inbox[-1].message
     items = message["quickReply"]["items"]

@@ -230,7 +230,7 @@ class NewsRuns(Store):
 
 def segment_query(place_code: str, segment: Segment) -> Document:
     """The `registrations` filter of a segment (`Segment.matches` is the rule; this narrows)."""
-    query: Document = {"place_code": place_code, "status": ACTIVE}
+    query: Document = {"place_code": place_code, "status": ACTIVE, "blocked": {"$ne": True}}
     if segment.tiers:
         query["tier"] = {"$in": list(segment.tiers)}
     if segment.types:
@@ -338,18 +338,20 @@ class NewsBatches(Store):
     async def excluded(
         self, place_code: str, topic: str, since: datetime | None = None
     ) -> dict[str, str]:
-        """Who must not get the place's news on `topic`: user id → "blocked" or "opted_out"
-        (changed since `since` when given). Equality filters only: no `$in` over a batch."""
+        """Who must not get the place's news on `topic`: user id → "blocked" or "opted_out".
+        Without `since`, the place's opt-outs (a segment's query already leaves out who blocked
+        the account); with it, who opted out or blocked since then. Equality filters only: no
+        `$in` over a batch."""
         found: dict[str, str] = {}
         opt_outs: Document = {"place_code": place_code, "topic": topic, "enabled": False}
-        blocks: Document = {"blocked": True}
         if since is not None:
             opt_outs["updated_at"] = {"$gte": since}
-            blocks["blocked_at"] = {"$gte": since}
         async for doc in self._preferences.find(opt_outs, projection={"user_id": 1}):
             found[str(doc["user_id"])] = "opted_out"
-        async for doc in self._users.find(blocks, projection={"_id": 1}):
-            found[str(doc["_id"])] = "blocked"
+        if since is not None:
+            blocks = {"blocked": True, "blocked_at": {"$gte": since}}
+            async for doc in self._users.find(blocks, projection={"_id": 1}):
+                found[str(doc["_id"])] = "blocked"
         return found
 
     # --- planning ---------------------------------------------------------------------------

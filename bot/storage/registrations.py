@@ -6,11 +6,12 @@ Document (collection `registrations`; `bot/cards.py` and the staff console rely 
      types: [RelationshipType values], connection, residence_code, age_band, nickname,
      number: "042056-000123-2", since: datetime UTC, valid_until: datetime UTC | None,
      card_version: int, via: municipality code | None, answers: {question_id: answer},
-     origin: flow run id | None, created_at, updated_at}
+     origin: flow run id | None, blocked?: true, created_at, updated_at}
 
 `via` is set on a prefecture registration made together with a municipality registration. The
 unique index on (user_id, place_code) decides races: two confirmations give one registration.
-`origin` names the flow run that made it, so that run, completed again after a crash, finishes
+`blocked` is there while the person blocks the account (`bot/storage/users.py`): a news segment
+leaves them out in its query. `origin` names the flow run that made it, so that run, completed again after a crash, finishes
 its own registration instead of refusing it as made already.
 """
 
