@@ -26,8 +26,8 @@ Delivery (`deliver_news`, run by the worker every few seconds, `bot/jobs/news.py
    takes over when it expires). One sender keeps the channel under its multicast rate limit
    however many workers run. Inside the holder one reader takes due batches a window at a time
    and IN_FLIGHT senders send them concurrently, paced at `multicast_per_second`, so database
-   latency overlaps the pacing. The batches of a fully planned run are known by `_id` (each
-   sender reads its own); a scan of ready batches finds the rest. Per run (or window of scanned
+   latency overlaps the pacing. The batches of a fully planned run are read with their people
+   by one read per run (`NewsBatches.planned`); a scan of ready batches finds the rest. Per run (or window of scanned
    batches), two small reads find who blocked the account or switched the topic off since
    planning: they are left out too (their cap slot stays used). A batch is one `multicast` to its people minus `skip`
    under the logical key `news:<batch id>`: its `X-Line-Retry-Key` is stored before the first
@@ -465,7 +465,7 @@ class Pacer:
 
 # A batch to send: its `_id`, its document (None: the sender reads it), who to leave out since
 # planning.
-Job = tuple[str, dict[str, Any] | None, Mapping[str, str]]
+Job = tuple[str, dict[str, Any], Mapping[str, str]]
 
 
 class Delivery:
@@ -638,7 +638,7 @@ class Delivery:
     ) -> None:
         """Send due batches until none is left and planning is over: one reader hands them to
         IN_FLIGHT senders (database latency overlaps the pacing), a window at a time. The
-        batches of planned runs are known by `_id` and go first; then a scan finds the rest
+        batches of planned runs go first, read once per run; then a scan finds the rest
         (follow-ups, runs being planned, batches a failed attempt left)."""
         queue: asyncio.Queue[Job] = asyncio.Queue(self.window)
         dispatched: set[str] = set()  # in this pass (a batch in flight is still "ready")
@@ -653,22 +653,18 @@ class Delivery:
 
     async def _sender(self, queue: asyncio.Queue[Job]) -> None:
         while True:
-            bid, batch, fresh = await queue.get()
+            _, batch, fresh = await queue.get()
             try:
-                if batch is None:
-                    batch = await self.storage.news_batches.ready(bid, self.clock.now())
-                if batch is not None:
-                    await self.send_batch(batch, fresh)
+                await self.send_batch(await self.storage.news_batches.with_people(batch), fresh)
             finally:
                 queue.task_done()
 
     async def _dispatch_planned(
         self, queue: asyncio.Queue[Job], runs: list[dict[str, Any]], dispatched: set[str]
     ) -> None:
-        """The batches of due, fully planned runs, by `_id` (each sender reads its own)."""
+        """The batches of due, fully planned runs, with their people, by one read per run."""
         for run in runs:
-            rid, count = str(run["_id"]), int(run.get("batches") or 0)
-            now = self.clock.now()
+            rid, now = str(run["_id"]), self.clock.now()
             if run["status"] != PLANNED or self.config.not_before(run["due_at"]) > now:
                 continue
             item = await self._item(str(run["news_id"]))
@@ -678,13 +674,14 @@ class Delivery:
             fresh = await self.storage.news_batches.excluded(
                 item.municipality_code, item.segment.topic, run["created_at"]
             )
-            for seq in range(1, count + 1):
+            n = 0
+            async for batch in self.storage.news_batches.planned(rid, now):
                 if self.result.lost_lease or self.config.quiet(self.clock.now()):
                     return
-                bid = batch_id(rid, seq)
+                bid, n = str(batch["_id"]), n + 1
                 dispatched.add(bid)
-                await queue.put((bid, None, fresh))
-                if seq % self.window == 0:
+                await queue.put((bid, batch, fresh))
+                if n % self.window == 0:
                     self._items.clear()  # a cancellation is seen within one window
                     if not await self.hold():
                         self.result.lost_lease = True

@@ -34,7 +34,7 @@ from tests.stack import FAST_RETRIES
 SECRET = secrets.token_hex(16)
 TOKEN = secrets.token_hex(32)
 MULTICAST = "/v2/bot/message/multicast"
-NEWS_STORES = ("news", "news_runs", "news_batches", "news_caps")
+NEWS_STORES = ("news", "news_runs", "news_batches", "news_people", "news_caps")
 
 
 def user_id() -> str:

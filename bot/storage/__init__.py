@@ -22,7 +22,7 @@ from bot.storage.events import InboundEvents
 from bot.storage.garbage import GarbageCalendars
 from bot.storage.leases import Leases
 from bot.storage.municipalities import Municipalities
-from bot.storage.news import NewsBatches, NewsCaps, NewsItems, NewsRuns
+from bot.storage.news import NewsBatches, NewsCaps, NewsItems, NewsPeople, NewsRuns
 from bot.storage.preferences import Preferences
 from bot.storage.premium import IdentityDocuments, PremiumApplications
 from bot.storage.programs import ProgramLinks, ProgramMembers, Programs
@@ -71,7 +71,8 @@ class Storage:
         self.benefit_notice_batches = BenefitNoticeBatches(db)
         self.news = NewsItems(db)  # news items, their runs, batches and the daily cap
         self.news_runs = NewsRuns(db)
-        self.news_batches = NewsBatches(db)
+        self.news_people = NewsPeople(db)  # whom each batch is for
+        self.news_batches = NewsBatches(db, self.news_people)
         self.news_caps = NewsCaps(db)
         self.programs = Programs(db)
         self.program_members = ProgramMembers(db)

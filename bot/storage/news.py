@@ -16,15 +16,22 @@ Documents (the delivery protocol is described in `bot/news.py`):
     {_id: "<news>:<run>", news_id, run, municipality_code, due_at,
      status: "planning" | "planned" | "done" | "cancelled", created_at, planned_at, finished_at}
 
-- `news_batches` (personal data: LINE user ids): at most 500 people of one run::
+- `news_batches`: at most 500 people of one run::
 
     {_id: "<news>:<run>:<seq 6 digits>" (planned) | "<planned id>~<gen>" (deferred by the cap),
-     run_id, news_id, municipality_code, seq, gen: 0 planned / n deferred n times,
-     user_ids: [sorted], skip: [people of user_ids not sent this batch: blocked, opted out, or
-     moved on by the cap], size, status: "ready" | "sent" | "failed" | "cancelled",
+     run_id, news_id, municipality_code, seq, gen: 0 planned / n deferred n times, size,
+     status: "ready" | "sent" | "failed" | "cancelled",
      not_before (its Japan date is the day its cap slots count on), checked_at (when blocks and
      opt-outs were read for it), counts: {recipients, blocked, opted_out, deferred, sent},
      reason, created_at, finished_at}
+
+- `news_people` (personal data: LINE user ids): whom each batch is for, apart from the batch so
+  that reading or finishing a batch by `_id` stays cheap where the server scans (FerretDB)::
+
+    {_id: <batch id>, run_id, gen, user_ids: [sorted], skip: [people of user_ids not sent this
+     batch: opted out, or moved on by the cap]}
+
+  Read back, a batch is the two merged (`user_ids`, `skip` on the batch document).
 
 - `news_caps` (personal data): one per push counted against a person's daily cap::
 
@@ -255,7 +262,8 @@ class Plan:
     skip: Sequence[str] = ()
 
 
-def _batch_doc(
+def _batch_docs(
+    bid: str,
     rid: str,
     news_id: str,
     place_code: str,
@@ -265,16 +273,16 @@ def _batch_doc(
     not_before: datetime,
     now: datetime,
     plan: Plan | None = None,
-) -> Document:
+) -> tuple[Document, Document]:
+    """The batch document and its people."""
     plan = plan or Plan(checked_at=now, counts={"recipients": len(user_ids)})
-    return {
+    batch = {
+        "_id": bid,
         "run_id": rid,
         "news_id": news_id,
         "municipality_code": place_code,
         "seq": seq,
         "gen": gen,
-        "user_ids": list(user_ids),
-        "skip": list(plan.skip),
         "size": len(user_ids),
         "status": READY,
         "not_before": not_before,
@@ -284,21 +292,58 @@ def _batch_doc(
         "created_at": now,
         "finished_at": None,
     }
+    people = {
+        "_id": bid,
+        "run_id": rid,
+        "gen": gen,
+        "user_ids": list(user_ids),
+        "skip": list(plan.skip),
+    }
+    return batch, people
 
 
-def _aware_batch(doc: Document) -> Document:
+def _aware_batch(doc: Document, people: Document | None = None) -> Document:
+    """A batch as the sender reads it: aware times, and its people (batches planned before the
+    people had a collection of their own carry them inline)."""
     for key in ("not_before", "checked_at"):
         if isinstance(doc.get(key), datetime):
             doc[key] = aware(doc[key])
+    if people is not None:
+        doc["user_ids"], doc["skip"] = people.get("user_ids") or [], people.get("skip") or []
     return doc
+
+
+class NewsPeople(Store):
+    """Whom each news batch is for (see the module's documentation)."""
+
+    collection_name = "news_people"
+    personal_data = True
+
+    def indexes(self) -> list[IndexModel]:
+        return [IndexModel([("run_id", ASCENDING)], name="run")]
+
+    async def put(self, doc: Document) -> None:
+        """Store a batch's people, before the batch is claimed. People stored first stay: a
+        planner that died between the two, or one planning the same batch at the same time, made
+        them, and the batch goes to them (planning resumes after the last of them, so everyone
+        is still in one batch only)."""
+        with suppress(DuplicateKeyError):
+            await self.col.insert_one(doc)
+
+    async def delete_for_user(self, user_id: str) -> int:
+        """Take the person out of every batch (an unsent batch then goes without them)."""
+        result = await self.col.update_many(
+            {"user_ids": user_id}, {"$pull": {"user_ids": user_id, "skip": user_id}}
+        )
+        return result.modified_count
 
 
 class NewsBatches(Store):
     collection_name = "news_batches"
-    personal_data = True
 
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], people: NewsPeople | None = None) -> None:
         super().__init__(db)
+        self.people = people if people is not None else NewsPeople(db)
         # Read-only: who is in a segment, who blocked us, who switched the topic off.
         self._registrations: AsyncCollection[Document] = db[Registrations.collection_name]
         self._users: AsyncCollection[Document] = db[Users.collection_name]
@@ -358,13 +403,14 @@ class NewsBatches(Store):
 
     async def resume_point(self, rid: str) -> tuple[int, str | None]:
         """The last planned sequence number of the run and the last user id planned."""
-        cursor = self.col.find(
-            {"run_id": rid, "gen": 0}, projection={"seq": 1, "user_ids": 1}
-        ).sort([("seq", DESCENDING)])
+        cursor = self.col.find({"run_id": rid, "gen": 0}, projection={"seq": 1}).sort(
+            [("seq", DESCENDING)]
+        )
         last_seq = 0
         async for doc in cursor:
             last_seq = max(last_seq, int(doc["seq"]))
-            users = doc.get("user_ids") or []
+            people = await self.people.col.find_one({"_id": doc["_id"]})
+            users = (people or {}).get("user_ids") or []
             if users:
                 return last_seq, str(users[-1])
         return last_seq, None
@@ -381,9 +427,12 @@ class NewsBatches(Store):
         plan: Plan | None = None,
     ) -> bool:
         """Claim batch `seq` of the run; False when it exists (another planner is at work)."""
-        doc = _batch_doc(rid, news_id, place_code, seq, 0, user_ids, not_before, now, plan)
+        batch, people = _batch_docs(
+            batch_id(rid, seq), rid, news_id, place_code, seq, 0, user_ids, not_before, now, plan
+        )
+        await self.people.put(people)
         try:
-            await self.col.insert_one({**doc, "_id": batch_id(rid, seq)})
+            await self.col.insert_one(batch)
         except DuplicateKeyError:
             return False
         return True
@@ -391,20 +440,35 @@ class NewsBatches(Store):
     # --- sending ----------------------------------------------------------------------------
 
     async def due(self, now: datetime, after: str | None, limit: int) -> list[Document]:
-        """Ready batches whose time has come, by `_id`, after `after`."""
+        """Ready batches whose time has come, by `_id`, after `after` (without their people:
+        `with_people` adds them)."""
         query: Document = {"status": READY, "not_before": {"$lte": now}}
         if after is not None:
             query["_id"] = {"$gt": after}
         cursor = self.col.find(query).sort([("_id", ASCENDING)]).limit(limit)
         return [_aware_batch(doc) async for doc in cursor]
 
-    async def ready(self, bid: str, now: datetime) -> Document | None:
-        """Batch `bid` if it is ready and its time has come (a read by `_id` only: a scan reads
-        every ready batch with its 500 user ids)."""
-        doc = await self.col.find_one({"_id": bid})
-        if doc is None or doc.get("status") != READY or aware(doc["not_before"]) > now:
-            return None
-        return _aware_batch(doc)
+    async def with_people(self, batch: Document) -> Document:
+        """A batch of `due` with its people (one read by `_id`)."""
+        if "user_ids" in batch:
+            return batch
+        return _aware_batch(batch, await self.people.col.find_one({"_id": batch["_id"]}) or {})
+
+    async def planned(self, rid: str, now: datetime) -> AsyncIterator[Document]:
+        """The run's planned batches (not those the cap deferred) that are ready and due, with
+        their people: one read of the batches and one cursor over their people for the whole
+        run, as the server may scan a whole collection for any read, even one by `_id`."""
+        query = {"run_id": rid, "gen": 0, "status": READY, "not_before": {"$lte": now}}
+        ready: dict[str, Document] = {str(doc["_id"]): doc async for doc in self.col.find(query)}
+        for bid, doc in list(ready.items()):
+            if "user_ids" in doc:  # planned before the people had a collection of their own
+                yield _aware_batch(ready.pop(bid))
+        if not ready:
+            return
+        async for people in self.people.col.find({"run_id": rid, "gen": 0}):
+            waiting = ready.pop(str(people["_id"]), None)
+            if waiting is not None:
+                yield _aware_batch(waiting, people)
 
     async def first_attempt(self, bid: str) -> datetime | None:
         """When the batch's retry key was stored (just before its first attempt), if it was."""
@@ -413,9 +477,9 @@ class NewsBatches(Store):
 
     async def redate(self, bid: str, now: datetime, plan: Plan) -> None:
         """A late batch never tried: it goes, and counts against the daily cap, today."""
+        await self.people.col.update_one({"_id": bid}, {"$set": {"skip": list(plan.skip)}})
         await self.col.update_one(
-            {"_id": bid},
-            {"$set": {"not_before": now, "skip": list(plan.skip), "counts": plan.counts}},
+            {"_id": bid}, {"$set": {"not_before": now, "counts": plan.counts}}
         )
 
     async def finish(
@@ -437,7 +501,8 @@ class NewsBatches(Store):
     ) -> None:
         """The people the cap moved on from `parent`, as batch `fid` (named after the parent
         and its day, so a replan after a crash finds it instead of making another)."""
-        doc = _batch_doc(
+        batch, people = _batch_docs(
+            fid,
             str(parent["run_id"]),
             str(parent["news_id"]),
             str(parent["municipality_code"]),
@@ -448,8 +513,9 @@ class NewsBatches(Store):
             now,
             plan,
         )
+        await self.people.put(people)
         with suppress(DuplicateKeyError):  # made before a crash: the same people
-            await self.col.insert_one({**doc, "_id": fid})
+            await self.col.insert_one(batch)
 
     async def open_count(self, rid: str) -> int:
         return await self.col.count_documents({"run_id": rid, "status": READY})
@@ -461,17 +527,10 @@ class NewsBatches(Store):
         )
 
     async def summaries(self, rid: str) -> AsyncIterator[Document]:
-        """The run's batches without their user ids (for the report)."""
+        """The run's batches without their people (for the report)."""
         cursor = self.col.find({"run_id": rid}, projection={"user_ids": 0, "skip": 0})
         async for doc in cursor:
             yield doc
-
-    async def delete_for_user(self, user_id: str) -> int:
-        """Take the person out of every batch (an unsent batch then goes without them)."""
-        result = await self.col.update_many(
-            {"user_ids": user_id}, {"$pull": {"user_ids": user_id, "skip": user_id}}
-        )
-        return result.modified_count
 
 
 class NewsCaps(Store):

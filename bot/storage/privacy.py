@@ -24,7 +24,7 @@ from bot.storage.events import InboundEvents, PendingEvents
 from bot.storage.garbage import GarbageCalendars
 from bot.storage.leases import Leases
 from bot.storage.municipalities import Municipalities
-from bot.storage.news import NewsItems, NewsRuns
+from bot.storage.news import NewsBatches, NewsItems, NewsRuns
 from bot.storage.programs import ProgramMembers, Programs
 from bot.storage.questions import MunicipalityQuestions
 from bot.storage.registrants import Registrants
@@ -73,8 +73,9 @@ NO_PERSONAL_DATA: dict[type[Store], str] = {
     Programs: "municipalities' fan-club programs",
     ProgramMembers: "member lists staff imported (member numbers, names); no LINE user id",
     GarbageCalendars: "municipalities' garbage calendars",
-    NewsItems: "the news municipalities write (the recipients are in news_batches)",
+    NewsItems: "the news municipalities write (the recipients are in news_people)",
     NewsRuns: "one document per delivery run of a news item; names nobody",
+    NewsBatches: "a delivery's batches: times, counts and status; whom each is for is in news_people",
 }
 
 
@@ -97,7 +98,7 @@ def personal_stores(storage: Storage) -> list[Store]:
         storage.renewal_decisions,
         storage.preferences,
         storage.benefit_notices,  # who was told about which benefit
-        storage.news_batches,  # who is (or was) to receive which news
+        storage.news_people,  # who is (or was) to receive which news
         storage.news_caps,  # the daily news cap slots they hold
         storage.program_links,  # member numbers the resident linked
         storage.stays,  # with reminder settings and the reminders sent
