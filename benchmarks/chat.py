@@ -62,15 +62,20 @@ async def turn(emu: Emulator, user_id: str, seq: int) -> tuple[float, int]:
                 return arrived - sent, seq
 
 
-async def drive(emu: Emulator, users: list[str], seconds: float) -> Load:
-    """Every user in a closed loop for `seconds`."""
+async def drive(
+    emu: Emulator, users: list[str], seconds: float, seqs: dict[str, int] | None = None
+) -> Load:
+    """Every user in a closed loop for `seconds`. `seqs`: where each user's inbox was read up
+    to, kept by a caller that drives again (read from 0, an inbox returns everything it holds,
+    which makes long runs slower and slower)."""
     latencies: list[float] = []
     errors = 0
     deadline = time.monotonic() + seconds
-    seqs = {user: 0 for user in users}
+    seqs = {} if seqs is None else seqs
 
     async def loop(user: str) -> None:
         nonlocal errors
+        seqs.setdefault(user, 0)
         while time.monotonic() < deadline:
             try:
                 latency, seqs[user] = await turn(emu, user, seqs[user])
@@ -122,8 +127,9 @@ async def friends(emu: Emulator, count: int) -> list[str]:
 
 async def measure(emu: Emulator, levels: list[int], seconds: float) -> dict[int, Load]:
     users = await friends(emu, max(levels))
-    await drive(emu, users[: min(10, len(users))], min(3.0, seconds))  # warm-up
-    return {level: await drive(emu, users[:level], seconds) for level in levels}
+    seqs: dict[str, int] = {}
+    await drive(emu, users[: min(10, len(users))], min(3.0, seconds), seqs)  # warm-up
+    return {level: await drive(emu, users[:level], seconds, seqs) for level in levels}
 
 
 async def run(run: Run) -> list[Row]:

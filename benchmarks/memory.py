@@ -39,11 +39,13 @@ async def _no_pruning() -> None:
     return None
 
 
-async def _turns(emu: Emulator, users: list[str], count: int, prune: Prune) -> Load:
+async def _turns(
+    emu: Emulator, users: list[str], count: int, prune: Prune, seqs: dict[str, int]
+) -> Load:
     """Run at least `count` turns (the load runs in slices of a second)."""
     done = Load(0, 0.0, [], 0)
     while done.turns < count:
-        load = await drive(emu, users, 1.0)
+        load = await drive(emu, users, 1.0, seqs)
         await prune()
         done = Load(
             done.turns + load.turns,
@@ -60,13 +62,14 @@ async def profile(
     proc = psutil.Process(pid)
     users = await friends(emu, USERS)
     idle = proc.memory_info().rss
-    await _turns(emu, users, WARM_UP, prune)
+    seqs: dict[str, int] = {}
+    await _turns(emu, users, WARM_UP, prune, seqs)
     warm = proc.memory_info().rss
     checkpoints: list[tuple[int, int, float]] = []  # (turns, rss, turns/s)
     done = WARM_UP
     step = max(500, (total - WARM_UP) // 5)
     while done < total:
-        load = await _turns(emu, users, min(step, total - done), prune)
+        load = await _turns(emu, users, min(step, total - done), prune, seqs)
         done += load.turns
         checkpoints.append((done, proc.memory_info().rss, load.rate))
     last_turns, last, _ = checkpoints[-1]
