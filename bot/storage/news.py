@@ -29,7 +29,7 @@ Documents (the delivery protocol is described in `bot/news.py`):
   that reading or finishing a batch by `_id` stays cheap where the server scans (FerretDB)::
 
     {_id: <batch id>, run_id, gen, user_ids: [sorted], skip: [people of user_ids not sent this
-     batch: opted out, or moved on by the cap]}
+     batch: opted out (or, for a late batch, blocked), or moved on by the cap]}
 
   Read back, a batch is the two merged (`user_ids`, `skip` on the batch document).
 
