@@ -175,21 +175,20 @@ class Registrations(Store):
         if place is None:
             raise ValueError(f"unknown place code {application.place_code!r}")
         codes = places_to_register(place)
-        main = await self._made_by(application, place.code)
-        if main is None:
-            main = self._document(
-                application, place.code, await self.next_number(place.code), None, now
-            )
-            try:
-                await self.col.insert_one(main)
-            except DuplicateKeyError:
+        main = self._document(
+            application, place.code, await self.next_number(place.code), None, now
+        )
+        try:
+            await self.col.insert_one(main)
+        except DuplicateKeyError:
+            ours = self._ours(application, await self.find(application.user_id, place.code))
+            if ours is None:
                 return Created()
+            main = ours
         prefecture: Document | None = None
         for code in codes[1:]:
-            if (ours := await self._made_by(application, code)) is not None:
-                prefecture = ours
-                continue
-            if await self.find(application.user_id, code) is not None:
+            if (existing := await self.find(application.user_id, code)) is not None:
+                prefecture = self._ours(application, existing) or prefecture
                 continue
             doc = self._document(application, code, await self.next_number(code), place.code, now)
             try:
@@ -200,12 +199,12 @@ class Registrations(Store):
         await self.stats.registrations_changed(application.user_id, now)
         return Created(registration=main, prefecture=prefecture)
 
-    async def _made_by(self, application: BasicApplication, place_code: str) -> Document | None:
-        """The person's registration with the place if this application's flow run made it."""
-        if not application.origin:
+    @staticmethod
+    def _ours(application: BasicApplication, doc: Document | None) -> Document | None:
+        """`doc` if this application's flow run made it (read back after a crash)."""
+        if doc is None or not application.origin or doc.get("origin") != application.origin:
             return None
-        doc = await self.find(application.user_id, place_code)
-        return doc if doc is not None and doc.get("origin") == application.origin else None
+        return doc
 
     async def remove(self, user_id: str, place_code: str) -> Removed:
         """Delete a registration; a prefecture registration made with it goes too.
