@@ -43,6 +43,7 @@ async def test_a_reply_recorded_by_a_dead_attempt_is_sent_once_without_rerunning
 ) -> None:
     chat = await stack.user("復旧花子")
     storage = stack.services.storage
+    await stack.wait_idle()  # the greeting's event is finished: the pending one below is 登録's
     # LINE holds every reply for 3 s and then refuses it: the process "dies" in the meantime.
     await stack.emulator(
         "POST",
@@ -79,6 +80,7 @@ async def test_a_reply_recorded_by_a_dead_attempt_is_sent_once_without_rerunning
 
 async def test_a_turn_that_writes_no_state_is_simply_run_again(stack: Stack) -> None:
     chat = await stack.user("復旧次郎")
+    await stack.wait_idle()  # the greeting's event is finished: the pending one below is ヘルプ's
     await stack.emulator(
         "POST",
         "/_emulator/faults",
