@@ -1,6 +1,7 @@
 """News delivery through the LINE emulator, against the real database: every recipient exactly
-once (with injected 500s and 429s, two workers, and a worker killed with SIGKILL mid-delivery),
-segments, opt-outs and blocks, quiet hours and the daily cap."""
+once (with injected 500s and 429s, two workers, a worker killed with SIGKILL mid-delivery, and
+the database stopped for 10 s mid-delivery), segments, opt-outs and blocks, quiet hours and the
+daily cap."""
 
 from __future__ import annotations
 
@@ -11,16 +12,20 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
+from bot.devdb import LocalFerret
 from bot.domain.news import Content, DeliveryConfig, Schedule, Segment, Status
 from bot.emulator.faults import Fault
 from bot.news import NewsReport
-from bot.storage import Storage
+from bot.storage import Mongo, Storage
 from bot.storage.preferences import Topic
 from tests.conftest import ROOT, make_env
 from tests.news_support import MULTICAST, SECRET, TOKEN, Lab, at_jst, open_lab
+
+OUTAGE_S = 10.0
 
 
 @pytest.fixture
@@ -299,46 +304,59 @@ def balanced(report: NewsReport) -> bool:
     return report.targeted == accounted + report.pending
 
 
-# --- a worker killed with SIGKILL mid-delivery ---------------------------------------------------
+# --- a worker killed with SIGKILL, or the database stopped, mid-delivery --------------------------
 
 
-async def start_worker(lab: Lab, mongo_uri: str, db_name: str) -> asyncio.subprocess.Process:
-    """`python -m bot worker` against the lab's emulator, sending 4 batches a second."""
+async def start_worker(
+    lab: Lab, mongo_uri: str, db_name: str, log: Path
+) -> asyncio.subprocess.Process:
+    """`python -m bot worker` against the lab's emulator, sending 2 batches a second (20 batches
+    take ~10 s: time to break something), its output appended to `log`."""
     env = {
         **os.environ,
         **make_env(mongo_uri, db_name, LINE_API_BASE_URL=lab.url),
         "LINE_CHANNEL_SECRET": SECRET,
         "LINE_CHANNEL_ACCESS_TOKEN": TOKEN,
         "NEWS_QUIET_HOURS": "off",  # the worker runs on the real clock
-        "NEWS_MULTICAST_PER_SECOND": "4",  # 20 batches take ~5 s: time to kill it
+        "NEWS_MULTICAST_PER_SECOND": "2",
         "NEWS_LEASE_SECONDS": "2",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "INFO",
     }
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "worker",
-        env=env,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    with log.open("ab") as out:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "worker", env=env, cwd=ROOT, stdout=out, stderr=out
+        )
 
 
-async def stop_worker(worker: asyncio.subprocess.Process) -> None:
-    if worker.returncode is None:
-        worker.send_signal(signal.SIGTERM)
+async def stop_worker(worker: asyncio.subprocess.Process, log: Path) -> None:
+    """SIGTERM; a worker that has not exited within 90 s (its jobs get 60) fails the test."""
+    if worker.returncode is not None:
+        return
+    worker.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(worker.wait(), 90)
+    except TimeoutError:
+        worker.kill()
         await worker.wait()
+        pytest.fail(f"the worker did not stop on SIGTERM; its log ends:\n{_tail(log)}")
 
 
-async def delivered_once_each(lab: Lab, place: str, news_id: str, users: list[str]) -> None:
+def _tail(log: Path, lines: int = 40) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+async def delivered_once_each(
+    lab: Lab, place: str, news_id: str, users: list[str], log: Path
+) -> None:
     """Wait until the delivery is done; then everyone got the news exactly once."""
 
     async def finished() -> bool:
         return (await lab.news.report(place, news_id)).state == "done"
 
-    await _until_async(finished, 90)
+    try:
+        await _until_async(finished, 90)
+    except AssertionError:
+        pytest.fail(f"the delivery did not finish; the worker's log ends:\n{_tail(log)}")
     item = await lab.news.report(place, news_id)
     received = lab.received(users, "再起動をまたぐお知らせ")
     assert len(received) == len(users) and set(received.values()) == {1}
@@ -346,15 +364,16 @@ async def delivered_once_each(lab: Lab, place: str, news_id: str, users: list[st
 
 
 async def test_sigkill_mid_delivery_then_restart_sends_each_exactly_once(
-    storage: Storage, mongo_uri: str, db_name: str
+    storage: Storage, mongo_uri: str, db_name: str, tmp_path: Path
 ) -> None:
+    log = tmp_path / "worker.log"
     async with open_lab(storage) as lab:
         place = await lab.unused_place()
         users = await lab.seed(place, 10_000)
         item = await lab.approved(place, "再起動をまたぐお知らせ")
-        worker = await start_worker(lab, mongo_uri, db_name)
+        worker = await start_worker(lab, mongo_uri, db_name, log)
         try:
-            await _until(lambda: lab.requests()["200"] >= 5, 90)
+            await _until(lambda: lab.requests()["200"] >= 3, 90)
             worker.send_signal(signal.SIGKILL)
             await worker.wait()
             killed_at = lab.requests()["200"]
@@ -362,10 +381,42 @@ async def test_sigkill_mid_delivery_then_restart_sends_each_exactly_once(
             midway = await lab.news.report(place, item.id)
             assert midway.state in ("planning", "sending") and 0 < midway.targeted <= 10_000
             assert midway.pending > 0 and midway.progress < 1 and balanced(midway)
-            worker = await start_worker(lab, mongo_uri, db_name)
-            await delivered_once_each(lab, place, item.id, users)
+            worker = await start_worker(lab, mongo_uri, db_name, log)
+            await delivered_once_each(lab, place, item.id, users, log)
         finally:
-            await stop_worker(worker)
+            await stop_worker(worker, log)
+
+
+@pytest.mark.slow
+async def test_database_stopped_mid_delivery_then_back_sends_each_exactly_once(
+    tmp_path: Path,
+) -> None:
+    ferret = LocalFerret(tmp_path / "db")  # of this test's own: stopping it disturbs no other
+    await ferret.start_and_wait()
+    mongo = Mongo(ferret.uri, "news_outage")
+    log = tmp_path / "worker.log"
+    try:
+        storage = Storage(mongo)
+        await storage.ensure_indexes()
+        async with open_lab(storage) as lab:
+            place = await lab.unused_place()
+            users = await lab.seed(place, 10_000)
+            item = await lab.approved(place, "再起動をまたぐお知らせ")
+            worker = await start_worker(lab, ferret.uri, "news_outage", log)
+            try:
+                await _until(lambda: lab.requests()["200"] >= 3, 90)
+                await asyncio.to_thread(ferret.stop)
+                stopped_at = lab.requests()["200"]
+                await asyncio.sleep(OUTAGE_S)
+                assert stopped_at < 20, _tail(log)  # stopped mid-delivery
+                assert worker.returncode is None, _tail(log)  # the worker rides the outage out
+                await ferret.start_and_wait()
+                await delivered_once_each(lab, place, item.id, users, log)
+            finally:
+                await stop_worker(worker, log)
+    finally:
+        await mongo.close()
+        ferret.stop()
 
 
 async def _until(condition: Callable[[], bool], timeout: float) -> None:

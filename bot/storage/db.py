@@ -12,7 +12,10 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+from bot.storage import pymongo_py311
+
 log = logging.getLogger(__name__)
+pymongo_py311.install()  # before any client waits on a lock
 
 Document = dict[str, Any]
 
