@@ -31,8 +31,9 @@ Delivery (`deliver_news`, run by the worker every few seconds, `bot/jobs/news.py
    batches), two small reads find who blocked the account or switched the topic off since
    planning: they are left out too (their cap slot stays used). A batch is one `multicast` to its people minus `skip`
    under the logical key `news:<batch id>`: its `X-Line-Retry-Key` is stored before the first
-   attempt, 5xx, timeouts and 429 are retried with backoff (`bot/line/client.py`), and the batch
-   is marked sent after LINE accepted it. No per-person database work happens here.
+   attempt (a window's keys in one write), 5xx, timeouts and 429 are retried with backoff
+   (`bot/line/client.py`), and the batch is marked sent after LINE accepted it (IN_FLIGHT
+   batches' marks in one write). No per-person database work happens here.
 4. **Crashes.** A worker killed at any point leaves batches unsent or sent-but-not-marked. The
    next holder resends every batch not marked sent under the same stored retry key: LINE
    answers 409 to a key it accepted (treated as sent), so nothing is sent twice and nothing is
@@ -91,6 +92,7 @@ from bot.storage.news import (
     PLANNED,
     PLANNING,
     SENT,
+    Finished,
     Plan,
     aware,
     batch_id,
@@ -99,6 +101,7 @@ from bot.storage.news import (
     send_key,
 )
 from bot.storage.preferences import topic_of
+from bot.storage.sends import StoredKey
 
 log = logging.getLogger(__name__)
 
@@ -465,7 +468,10 @@ class Pacer:
 
 # A batch to send: its `_id`, its document (None: the sender reads it), who to leave out since
 # planning.
-Job = tuple[str, dict[str, Any], Mapping[str, str]]
+# A batch to send: its id, the batch with its people, who was left out since planning, and its
+# retry key if it was stored with its window's.
+Job = tuple[str, dict[str, Any], Mapping[str, str], StoredKey | None]
+Ready = tuple[str, dict[str, Any], Mapping[str, str]]
 
 
 class Delivery:
@@ -490,6 +496,7 @@ class Delivery:
         self.result = DeliveryRun()
         self._items: dict[str, NewsItem | None] = {}
         self._messages: dict[str, list[Message]] = {}
+        self._finished: list[Finished] = []  # recorded together, every IN_FLIGHT batches
 
     @property
     def window(self) -> int:
@@ -645,19 +652,47 @@ class Delivery:
         async with asyncio.TaskGroup() as group:
             senders = [group.create_task(self._sender(queue)) for _ in range(IN_FLIGHT)]
             await self._dispatch_planned(queue, runs, dispatched)
-            await queue.join()  # sent: the scan no longer reads them
+            await queue.join()
+            await self._record_finished()  # sent and recorded: the scan no longer reads them
             await self._dispatch(queue, planning, due, dispatched)
             await queue.join()
+            await self._record_finished()
             for sender in senders:
                 sender.cancel()
 
     async def _sender(self, queue: asyncio.Queue[Job]) -> None:
         while True:
-            _, batch, fresh = await queue.get()
+            _, batch, fresh, key = await queue.get()
             try:
-                await self.send_batch(await self.storage.news_batches.with_people(batch), fresh)
+                batch = await self.storage.news_batches.with_people(batch)
+                await self.send_batch(batch, fresh, key)
+                if len(self._finished) >= IN_FLIGHT:
+                    await self._record_finished()
             finally:
                 queue.task_done()
+
+    async def _record_finished(self) -> None:
+        """Mark the batches that ended, in one write. A batch sent but not yet marked when the
+        process dies is sent again under its stored retry key, which LINE answers with 409."""
+        done, self._finished = self._finished, []
+        await self.storage.news_batches.finish(done)
+
+    async def _enqueue(
+        self, queue: asyncio.Queue[Job], window: Sequence[Ready], dispatched: set[str]
+    ) -> None:
+        """Store the window's retry keys in one write, then hand its batches to the senders. A
+        late batch stores its key when it is tried: whether it was tried before decides its day
+        (`send_batch`)."""
+        now = self.clock.now()
+        on_time = {
+            send_key(bid): ""
+            for bid, batch, _ in window
+            if japan_day(batch["not_before"]) == japan_day(now)
+        }
+        keys = await self.storage.sends.retry_keys(on_time, now)
+        for bid, batch, fresh in window:
+            dispatched.add(bid)
+            await queue.put((bid, batch, fresh, keys.get(send_key(bid))))
 
     async def _dispatch_planned(
         self, queue: asyncio.Queue[Job], runs: list[dict[str, Any]], dispatched: set[str]
@@ -674,17 +709,18 @@ class Delivery:
             fresh = await self.storage.news_batches.excluded(
                 item.municipality_code, item.segment.topic, run["created_at"]
             )
-            n = 0
+            window: list[Ready] = []
             async for batch in self.storage.news_batches.planned(rid, now):
                 if self.result.lost_lease or self.config.quiet(self.clock.now()):
                     return
-                bid, n = str(batch["_id"]), n + 1
-                dispatched.add(bid)
-                await queue.put((bid, batch, fresh))
-                if n % self.window == 0:
+                window.append((str(batch["_id"]), batch, fresh))
+                if len(window) == self.window:
+                    await self._enqueue(queue, window, dispatched)
+                    window = []
                     self._items.clear()  # a cancellation is seen within one window
                     if not await self.hold():
                         self.result.lost_lease = True
+            await self._enqueue(queue, window, dispatched)
 
     async def _dispatch(
         self,
@@ -713,9 +749,11 @@ class Delivery:
             batches = [b for b in batches if str(b["_id"]) not in dispatched]
             self._items.clear()  # a cancellation is seen within one window
             fresh = await self._changed_since_planning(batches)
-            for batch in batches:
-                dispatched.add(str(batch["_id"]))
-                await queue.put((str(batch["_id"]), batch, fresh.get(str(batch["news_id"]), {})))
+            await self._enqueue(
+                queue,
+                [(str(b["_id"]), b, fresh.get(str(b["news_id"]), {})) for b in batches],
+                dispatched,
+            )
             if not await self.hold():
                 self.result.lost_lease = True
 
@@ -739,13 +777,16 @@ class Delivery:
                 )
         return fresh
 
-    async def send_batch(self, batch: dict[str, Any], fresh: Mapping[str, str]) -> None:
+    async def send_batch(
+        self, batch: dict[str, Any], fresh: Mapping[str, str], key: StoredKey | None = None
+    ) -> None:
+        """Send one batch; how it ended is recorded with others (`_record_finished`)."""
         bid = str(batch["_id"])
         item = await self._item(str(batch["news_id"]))
         now = self.clock.now()
         counts: dict[str, Any] = dict(batch.get("counts") or {})
         if item is None or item.status is Status.CANCELLED:
-            await self.storage.news_batches.finish(bid, CANCELLED, now, counts)
+            self._finished.append(Finished(bid, CANCELLED, now, counts))
             return
         users: list[str] = list(batch.get("user_ids") or [])
         skip = set(batch.get("skip") or ())
@@ -762,7 +803,7 @@ class Delivery:
                 await self.storage.news_batches.redate(bid, now, Plan(now, counts, sorted(skip)))
             elif now - first > RETRY_WINDOW:
                 # LINE forgets the retry key after 24 h: a resend could deliver twice.
-                await self.storage.news_batches.finish(bid, FAILED, now, counts, "retry_window")
+                self._finished.append(Finished(bid, FAILED, now, counts, "retry_window"))
                 return
         recipients = [u for u in users if u not in skip and u not in fresh]
         late = Counter(fresh[u] for u in users if u not in skip and u in fresh)
@@ -772,17 +813,19 @@ class Delivery:
         if recipients:
             await self.pacer.wait()
             try:
-                await self.line.multicast(recipients, self._messages_of(item), send_key(bid))
+                await self.line.multicast(
+                    recipients, self._messages_of(item), send_key(bid), stored=key
+                )
             except SendFailed as exc:
                 if exc.status == 0 or exc.status == 429 or exc.status >= 500:
                     log.warning("news batch not sent; will retry", extra={"batch": bid})
                     return  # retries exhausted: the next pass tries again, same retry key
-                await self.storage.news_batches.finish(
-                    bid, FAILED, self.clock.now(), counts, f"line_{exc.status}"
+                self._finished.append(
+                    Finished(bid, FAILED, self.clock.now(), counts, f"line_{exc.status}")
                 )
                 return
-        await self.storage.news_batches.finish(
-            bid, SENT, self.clock.now(), {**counts, "sent": len(recipients)}
+        self._finished.append(
+            Finished(bid, SENT, self.clock.now(), {**counts, "sent": len(recipients)})
         )
         self.result.batches_sent += 1
         self.result.recipients += len(recipients)

@@ -287,12 +287,12 @@ async def test_push_after_a_crash_reuses_the_retry_key(echo: Stack) -> None:
     chat = await echo.user("クラッシュ", follow=True, greeting=False)
     services = echo.services
     key = f"crash:{chat.user_id}"
-    retry_key, _, _ = await services.storage.sends.retry_key(key, services.clock.now())
+    stored = await services.storage.sends.retry_key(key, services.clock.now())
     from linebot.v3.messaging import PushMessageRequest
 
     await services.api.push_message(
         PushMessageRequest(to=chat.user_id, messages=[TextMessage(text="一回だけ")]),
-        x_line_retry_key=retry_key,
+        x_line_retry_key=stored.retry_key,
     )
     await services.line.push(chat.user_id, [TextMessage(text="一回だけ")], logical_key=key)
     assert [e["message"]["text"] for e in await chat.inbox()] == ["一回だけ"]

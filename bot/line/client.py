@@ -33,7 +33,7 @@ from linebot.v3.messaging import (
 )
 
 from bot.clock import Clock
-from bot.storage.sends import RETRY_KEY_WINDOW, Sends
+from bot.storage.sends import RETRY_KEY_WINDOW, Sends, StoredKey
 from bot.storage.users import Users
 
 log = logging.getLogger("bot.line")
@@ -161,8 +161,13 @@ class LineClient:
         return True
 
     async def multicast(
-        self, user_ids: Sequence[str], messages: Sequence[Message], logical_key: str
+        self,
+        user_ids: Sequence[str],
+        messages: Sequence[Message],
+        logical_key: str,
+        stored: StoredKey | None = None,
     ) -> None:
+        """`stored`: the send's retry key, stored already with others (`Sends.retry_keys`)."""
         request = MulticastRequest(to=list(user_ids), messages=list(messages))
         await self._keyed(
             "multicast",
@@ -170,6 +175,7 @@ class LineClient:
             lambda key, t: self.api.multicast_with_http_info(
                 request, x_line_retry_key=key, _request_timeout=t
             ),
+            stored=stored,
         )
 
     async def broadcast(self, messages: Sequence[Message], logical_key: str) -> None:
@@ -208,18 +214,20 @@ class LineClient:
         logical_key: str,
         call: Callable[[str, float], Awaitable[ApiResponse]],
         user_id: str = "",
+        stored: StoredKey | None = None,
     ) -> None:
         now = self.clock.now()
-        retry_key, first_seen, status = await self.sends.retry_key(logical_key, now, user_id)
-        if status == "sent":
+        if stored is None:
+            stored = await self.sends.retry_key(logical_key, now, user_id)
+        if stored.status == "sent":
             return
-        if now - first_seen > RETRY_KEY_WINDOW:
+        if now - stored.first_seen > RETRY_KEY_WINDOW:
             # LINE no longer remembers the key: resending could deliver twice.
             await self.sends.mark(logical_key, "failed", now, "retry key older than 24 h")
             raise SendFailed(endpoint, 0, "retry key older than LINE's 24-hour window")
         for attempt in range(self.policy.attempts):
             try:
-                response = await call(retry_key, self.policy.request_timeout_s)
+                response = await call(stored.retry_key, self.policy.request_timeout_s)
                 self._log_ok(endpoint, response)
                 await self.sends.mark(logical_key, "sent", self.clock.now())
                 return

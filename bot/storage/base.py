@@ -8,8 +8,11 @@ from typing import ClassVar
 from pymongo import IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from bot.storage.db import Document
+
+DUPLICATE_KEY = 11000
 
 
 class Store:
@@ -43,6 +46,20 @@ class Store:
         for index in wanted:
             if index.document["name"] not in existing:
                 await self.col.create_indexes([index])
+
+    async def insert_new(self, docs: list[Document]) -> set[str]:
+        """Insert, in one round trip, the documents whose `_id` is free; the `_id`s that were
+        taken already (by an earlier attempt or another process)."""
+        if not docs:
+            return set()
+        try:
+            await self.col.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            return {str(docs[e["index"]]["_id"]) for e in errors}
+        return set()
 
     async def remove_expired(self, now: datetime) -> int:
         result = await self.col.delete_many({"expires_at": {"$lt": now}})

@@ -49,10 +49,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from bot.clock import JST
 from bot.domain.news import Segment, Status, cap_slot_id
@@ -72,7 +72,6 @@ FAILED = "failed"
 CANCELLED = "cancelled"
 
 KEEP_CAPS = timedelta(days=2)  # a day's cap slots are needed until that Japan day is over
-DUPLICATE_KEY = 11000
 
 
 def aware(value: datetime) -> datetime:
@@ -260,6 +259,17 @@ class Plan:
     checked_at: datetime  # when blocks and opt-outs were read
     counts: Document  # recipients, blocked, opted_out, deferred
     skip: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How a batch ended: its status (sent, failed, cancelled), counts and reason."""
+
+    bid: str
+    status: str
+    at: datetime
+    counts: Document
+    reason: str | None = None
 
 
 def _batch_docs(
@@ -482,13 +492,26 @@ class NewsBatches(Store):
             {"_id": bid}, {"$set": {"not_before": now, "counts": plan.counts}}
         )
 
-    async def finish(
-        self, bid: str, status: str, now: datetime, counts: Document, reason: str | None = None
-    ) -> None:
-        await self.col.update_one(
-            {"_id": bid},
-            {"$set": {"status": status, "counts": counts, "reason": reason, "finished_at": now}},
-        )
+    async def finish(self, done: Sequence[Finished]) -> None:
+        """Record how these batches ended, in one round trip."""
+        if done:
+            await self.col.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": f.bid},
+                        {
+                            "$set": {
+                                "status": f.status,
+                                "counts": f.counts,
+                                "reason": f.reason,
+                                "finished_at": f.at,
+                            }
+                        },
+                    )
+                    for f in done
+                ],
+                ordered=False,
+            )
 
     async def insert_follow_up(
         self,
@@ -564,7 +587,7 @@ class NewsCaps(Store):
                 }
                 for user in trying
             ]
-            taken = await self._insert(docs)
+            taken = await self.insert_new(docs)
             allowed.update(u for u in trying if cap_slot_id(u, day, n) not in taken)
             if not taken:
                 break
@@ -579,17 +602,6 @@ class NewsCaps(Store):
                 allowed |= ours.intersection(user_ids)
             trying = [u for u in trying if cap_slot_id(u, day, n) in taken and u not in ours]
         return allowed
-
-    async def _insert(self, docs: list[Document]) -> set[str]:
-        """Insert what is free; the `_id`s that were taken already."""
-        try:
-            await self.col.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != DUPLICATE_KEY for e in errors):
-                raise
-            return {str(docs[e["index"]]["_id"]) for e in errors}
-        return set()
 
     async def delete_for_user(self, user_id: str) -> int:
         return (await self.col.delete_many({"user_id": user_id})).deleted_count

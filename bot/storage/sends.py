@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pymongo import IndexModel
-from pymongo.errors import DuplicateKeyError
 
 from bot.storage.base import Store
 from bot.storage.db import Document
@@ -23,6 +24,15 @@ RETRY_KEY_WINDOW = timedelta(hours=24)
 KEEP_SENDS = timedelta(days=2)
 
 
+@dataclass(frozen=True)
+class StoredKey:
+    """A send's stored retry key, when it was first stored and the send's status."""
+
+    retry_key: str
+    first_seen: datetime
+    status: str
+
+
 class Sends(Store):
     collection_name = "sends"
     expires = True
@@ -31,30 +41,36 @@ class Sends(Store):
     def indexes(self) -> list[IndexModel]:
         return [IndexModel("user_id", name="user_id")]
 
-    async def retry_key(
-        self, logical_key: str, now: datetime, user_id: str = ""
-    ) -> tuple[str, datetime, str]:
-        """The retry key for this send (created on first call): key, first-seen time, status.
-        `user_id`: the one recipient of a push ("" for multicasts and broadcasts)."""
-        fresh: Document = {
-            "_id": logical_key,
-            "retry_key": str(uuid.uuid4()),
-            "status": "pending",
-            "created_at": now,
-            "expires_at": now + KEEP_SENDS,
+    async def retry_key(self, logical_key: str, now: datetime, user_id: str = "") -> StoredKey:
+        """The retry key for this send (created on first call). `user_id`: the one recipient of
+        a push ("" for multicasts and broadcasts)."""
+        return (await self.retry_keys({logical_key: user_id}, now))[logical_key]
+
+    async def retry_keys(
+        self, recipients: Mapping[str, str], now: datetime
+    ) -> dict[str, StoredKey]:
+        """`retry_key` for several sends (logical key → recipient) in one round trip: insert
+        first, as most sends are new; a resend, or a send another process stored first, keeps
+        the key stored before."""
+        docs: dict[str, Document] = {}
+        for logical_key, user_id in recipients.items():
+            docs[logical_key] = {
+                "_id": logical_key,
+                "retry_key": str(uuid.uuid4()),
+                "status": "pending",
+                "created_at": now,
+                "expires_at": now + KEEP_SENDS,
+            }
+            if user_id:
+                docs[logical_key]["user_id"] = user_id
+        taken = await self.insert_new(list(docs.values()))
+        if taken:
+            async for doc in self.col.find({"_id": {"$in": sorted(taken)}}):
+                docs[str(doc["_id"])] = doc
+        return {
+            key: StoredKey(str(doc["retry_key"]), doc["created_at"], str(doc["status"]))
+            for key, doc in docs.items()
         }
-        if user_id:
-            fresh["user_id"] = user_id
-        try:
-            # Insert first: most sends are new, so one round trip instead of a read and a write.
-            await self.col.insert_one(fresh)
-            doc = fresh
-        except DuplicateKeyError:  # a resend, or another sender stored it first: use that key
-            found = await self.col.find_one({"_id": logical_key})
-            assert found is not None
-            doc = found
-        created: datetime = doc["created_at"]
-        return str(doc["retry_key"]), created, str(doc["status"])
 
     async def mark(self, logical_key: str, status: str, now: datetime, detail: str = "") -> None:
         await self.col.update_one(

@@ -66,7 +66,7 @@ from bot.domain.stats import (
     difference,
     field,
 )
-from bot.storage.base import Store
+from bot.storage.base import DUPLICATE_KEY, Store
 from bot.storage.db import Document
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,6 @@ MAX_ATTEMPTS = 50  # reconciling one person: rounds before giving up (the recoun
 CLAIM_TIMEOUT = timedelta(seconds=30)  # a claim older than this was abandoned by a dead writer
 CACHE_SCOPES = 512  # scopes whose figures a process keeps (the least recently read go first)
 CACHE_TTL = 60.0  # seconds: bounds what a writer that died between its `$inc` and mark hides
-DUPLICATE_KEY = 11000
 
 # The fields of a registration the counters depend on.
 FACT_FIELDS = {
