@@ -714,7 +714,10 @@ class Delivery:
                 if self.result.lost_lease or self.config.quiet(self.clock.now()):
                     return
                 window.append((str(batch["_id"]), batch, fresh))
-                if len(window) == self.window:
+                if len(window) == IN_FLIGHT and not dispatched:
+                    await self._enqueue(queue, window, dispatched)  # the senders start at once
+                    window = []
+                elif len(window) == self.window:
                     await self._enqueue(queue, window, dispatched)
                     window = []
                     self._items.clear()  # a cancellation is seen within one window

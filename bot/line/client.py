@@ -167,7 +167,8 @@ class LineClient:
         logical_key: str,
         stored: StoredKey | None = None,
     ) -> None:
-        """`stored`: the send's retry key, stored already with others (`Sends.retry_keys`)."""
+        """`stored`: the send's retry key, stored already with others (`Sends.retry_keys`) by
+        a caller that records how the send ended."""
         request = MulticastRequest(to=list(user_ids), messages=list(messages))
         await self._keyed(
             "multicast",
@@ -216,27 +217,36 @@ class LineClient:
         user_id: str = "",
         stored: StoredKey | None = None,
     ) -> None:
+        """Send once under the logical key's stored retry key. `stored`: the key was stored by
+        the caller (with others), who also records how the send ended (news batches do, in
+        bulk); otherwise the send's record here says it."""
         now = self.clock.now()
+        record = stored is None
         if stored is None:
             stored = await self.sends.retry_key(logical_key, now, user_id)
         if stored.status == "sent":
             return
+
+        async def ended(status: str, detail: str = "") -> None:
+            if record:
+                await self.sends.mark(logical_key, status, self.clock.now(), detail)
+
         if now - stored.first_seen > RETRY_KEY_WINDOW:
             # LINE no longer remembers the key: resending could deliver twice.
-            await self.sends.mark(logical_key, "failed", now, "retry key older than 24 h")
+            await ended("failed", "retry key older than 24 h")
             raise SendFailed(endpoint, 0, "retry key older than LINE's 24-hour window")
         for attempt in range(self.policy.attempts):
             try:
                 response = await call(stored.retry_key, self.policy.request_timeout_s)
                 self._log_ok(endpoint, response)
-                await self.sends.mark(logical_key, "sent", self.clock.now())
+                await ended("sent")
                 return
             except ApiException as exc:
                 if exc.status == 409:  # accepted before (our earlier attempt got through)
-                    await self.sends.mark(logical_key, "sent", self.clock.now(), "409")
+                    await ended("sent", "409")
                     return
                 if not _retryable(exc.status):
-                    await self.sends.mark(logical_key, "failed", self.clock.now(), str(exc.body))
+                    await ended("failed", str(exc.body))
                     raise SendFailed(endpoint, exc.status, str(exc.body)) from exc
                 await self._pause(endpoint, attempt, exc.status, _retry_after(exc))
             except _RETRYABLE_ERRORS as exc:
