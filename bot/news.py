@@ -32,8 +32,9 @@ Delivery (`deliver_news`, run by the worker every few seconds, `bot/jobs/news.py
    planning: they are left out too (their cap slot stays used). A batch is one `multicast` to its people minus `skip`
    under the logical key `news:<batch id>`: its `X-Line-Retry-Key` is stored before the first
    attempt (a window's keys in one write), 5xx, timeouts and 429 are retried with backoff
-   (`bot/line/client.py`), and the batch is marked sent after LINE accepted it (IN_FLIGHT
-   batches' marks in one write). No per-person database work happens here.
+   (`bot/line/client.py`), and the batch is marked sent after LINE accepted it (the marks of
+   the batches sent meanwhile in one write, each time more batches are handed out). No
+   per-person database work happens here.
 4. **Crashes.** A worker killed at any point leaves batches unsent or sent-but-not-marked. The
    next holder resends every batch not marked sent under the same stored retry key: LINE
    answers 409 to a key it accepted (treated as sent), so nothing is sent twice and nothing is
@@ -466,8 +467,6 @@ class Pacer:
             await asyncio.sleep(start - now)
 
 
-# A batch to send: its `_id`, its document (None: the sender reads it), who to leave out since
-# planning.
 # A batch to send: its id, the batch with its people, who was left out since planning, and its
 # retry key if it was stored with its window's.
 Job = tuple[str, dict[str, Any], Mapping[str, str], StoredKey | None]
@@ -496,7 +495,7 @@ class Delivery:
         self.result = DeliveryRun()
         self._items: dict[str, NewsItem | None] = {}
         self._messages: dict[str, list[Message]] = {}
-        self._finished: list[Finished] = []  # recorded together, every IN_FLIGHT batches
+        self._finished: list[Finished] = []  # recorded together (`_record_finished`)
 
     @property
     def window(self) -> int:
@@ -666,14 +665,14 @@ class Delivery:
             try:
                 batch = await self.storage.news_batches.with_people(batch)
                 await self.send_batch(batch, fresh, key)
-                if len(self._finished) >= IN_FLIGHT:
-                    await self._record_finished()
             finally:
                 queue.task_done()
 
     async def _record_finished(self) -> None:
-        """Mark the batches that ended, in one write. A batch sent but not yet marked when the
-        process dies is sent again under its stored retry key, which LINE answers with 409."""
+        """Mark the batches that ended, in one write, from the one task that hands batches out
+        (concurrent bulk writes stalled FerretDB's PostgreSQL backend for good). A batch sent but
+        not yet marked when the process dies is sent again under its stored retry key, which
+        LINE answers with 409."""
         done, self._finished = self._finished, []
         await self.storage.news_batches.finish(done)
 
@@ -682,7 +681,8 @@ class Delivery:
     ) -> None:
         """Store the window's retry keys in one write, then hand its batches to the senders. A
         late batch stores its key when it is tried: whether it was tried before decides its day
-        (`send_batch`)."""
+        (`send_batch`). The batches sent meanwhile are marked first."""
+        await self._record_finished()
         now = self.clock.now()
         on_time = {
             send_key(bid): ""
@@ -710,16 +710,16 @@ class Delivery:
                 item.municipality_code, item.segment.topic, run["created_at"]
             )
             window: list[Ready] = []
-            async for batch in self.storage.news_batches.planned(rid, now):
+            n = 0
+            async for batch in self.storage.news_batches.planned(rid, now, IN_FLIGHT):
                 if self.result.lost_lease or self.config.quiet(self.clock.now()):
                     return
                 window.append((str(batch["_id"]), batch, fresh))
-                if len(window) == IN_FLIGHT and not dispatched:
-                    await self._enqueue(queue, window, dispatched)  # the senders start at once
-                    window = []
-                elif len(window) == self.window:
+                n += 1
+                if len(window) == IN_FLIGHT:  # small steps: the senders never wait for reads
                     await self._enqueue(queue, window, dispatched)
                     window = []
+                if n % self.window == 0:
                     self._items.clear()  # a cancellation is seen within one window
                     if not await self.hold():
                         self.result.lost_lease = True

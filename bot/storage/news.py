@@ -464,10 +464,11 @@ class NewsBatches(Store):
             return batch
         return _aware_batch(batch, await self.people.col.find_one({"_id": batch["_id"]}) or {})
 
-    async def planned(self, rid: str, now: datetime) -> AsyncIterator[Document]:
+    async def planned(self, rid: str, now: datetime, step: int) -> AsyncIterator[Document]:
         """The run's planned batches (not those the cap deferred) that are ready and due, with
         their people: one read of the batches and one cursor over their people for the whole
-        run, as the server may scan a whole collection for any read, even one by `_id`."""
+        run, as the server may scan a whole collection for any read, even one by `_id`. The
+        people come `step` batches at a time, so the first are ready at once."""
         query = {"run_id": rid, "gen": 0, "status": READY, "not_before": {"$lte": now}}
         ready: dict[str, Document] = {str(doc["_id"]): doc async for doc in self.col.find(query)}
         for bid, doc in list(ready.items()):
@@ -475,7 +476,7 @@ class NewsBatches(Store):
                 yield _aware_batch(ready.pop(bid))
         if not ready:
             return
-        async for people in self.people.col.find({"run_id": rid, "gen": 0}):
+        async for people in self.people.col.find({"run_id": rid, "gen": 0}, batch_size=step):
             waiting = ready.pop(str(people["_id"]), None)
             if waiting is not None:
                 yield _aware_batch(waiting, people)
