@@ -467,10 +467,10 @@ class Pacer:
             await asyncio.sleep(start - now)
 
 
-# A batch to send: its id, the batch with its people, who was left out since planning, and its
-# retry key if it was stored with its window's.
-Job = tuple[str, dict[str, Any], Mapping[str, str], StoredKey | None]
-Ready = tuple[str, dict[str, Any], Mapping[str, str]]
+# A batch due (with its people, or read by the sender) and who was left out since planning.
+Ready = tuple[dict[str, Any], Mapping[str, str]]
+# A batch handed to a sender: also its retry key, if it was stored with its window's.
+Job = tuple[dict[str, Any], Mapping[str, str], StoredKey | None]
 
 
 class Delivery:
@@ -661,7 +661,7 @@ class Delivery:
 
     async def _sender(self, queue: asyncio.Queue[Job]) -> None:
         while True:
-            _, batch, fresh, key = await queue.get()
+            batch, fresh, key = await queue.get()
             try:
                 batch = await self.storage.news_batches.with_people(batch)
                 await self.send_batch(batch, fresh, key)
@@ -685,14 +685,14 @@ class Delivery:
         await self._record_finished()
         now = self.clock.now()
         on_time = {
-            send_key(bid): ""
-            for bid, batch, _ in window
+            send_key(str(batch["_id"])): ""
+            for batch, _ in window
             if japan_day(batch["not_before"]) == japan_day(now)
         }
         keys = await self.storage.sends.retry_keys(on_time, now)
-        for bid, batch, fresh in window:
-            dispatched.add(bid)
-            await queue.put((bid, batch, fresh, keys.get(send_key(bid))))
+        for batch, fresh in window:
+            dispatched.add(str(batch["_id"]))
+            await queue.put((batch, fresh, keys.get(send_key(str(batch["_id"])))))
 
     async def _dispatch_planned(
         self, queue: asyncio.Queue[Job], runs: list[dict[str, Any]], dispatched: set[str]
@@ -714,7 +714,7 @@ class Delivery:
             async for batch in self.storage.news_batches.planned(rid, now, IN_FLIGHT):
                 if self.result.lost_lease or self.config.quiet(self.clock.now()):
                     return
-                window.append((str(batch["_id"]), batch, fresh))
+                window.append((batch, fresh))
                 n += 1
                 if len(window) == IN_FLIGHT:  # small steps: the senders never wait for reads
                     await self._enqueue(queue, window, dispatched)
@@ -754,7 +754,7 @@ class Delivery:
             fresh = await self._changed_since_planning(batches)
             await self._enqueue(
                 queue,
-                [(str(b["_id"]), b, fresh.get(str(b["news_id"]), {})) for b in batches],
+                [(b, fresh.get(str(b["news_id"]), {})) for b in batches],
                 dispatched,
             )
             if not await self.hold():

@@ -106,6 +106,11 @@ async def test_segment_opt_outs_and_blocks(lab: Lab) -> None:
     assert marked == 1
     await storage.users.follow(blocked, now)  # following again: in the audience again
     assert await news.count_recipients(place, Segment()) == 6
+    # A follow cut after its first write is handled again: the user is unblocked already, and
+    # the registrations are cleared all the same.
+    await storage.registrations.col.update_many({"user_id": blocked}, {"$set": {"blocked": True}})
+    await storage.users.follow(blocked, now)
+    assert await news.count_recipients(place, Segment()) == 6
     # The quick replies stop this topic from this place, and list the past news.
     message = lab.emulator.users[osaka_premium[0]].inbox[-1].message
     items = message["quickReply"]["items"]

@@ -7,10 +7,10 @@ leaves them out in its query instead of a planner holding every blocked id of th
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 
 from bot.storage.base import Store
 from bot.storage.db import Document
@@ -21,7 +21,7 @@ class Users(Store):
     collection_name = "users"
     personal_data = True
 
-    def __init__(self, db: Any) -> None:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
         super().__init__(db)
         self._registrations: AsyncCollection[Document] = db[Registrations.collection_name]
 
@@ -36,8 +36,11 @@ class Users(Store):
             upsert=True,
             return_document=ReturnDocument.BEFORE,
         )
-        if before is not None and before.get("blocked"):
-            await self._registrations.update_many({"user_id": user_id}, {"$unset": {"blocked": ""}})
+        # Whatever `before` says: a follow handled again after a crash between the two writes
+        # finds the user unblocked already, yet must still clear the registrations.
+        await self._registrations.update_many(
+            {"user_id": user_id, "blocked": True}, {"$unset": {"blocked": ""}}
+        )
         return before
 
     async def block(self, user_id: str, now: datetime) -> None:
