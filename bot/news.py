@@ -58,7 +58,7 @@ import logging
 import secrets
 import time as monotonic_time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -453,16 +453,34 @@ class DeliveryRun:
 
 
 class Pacer:
-    """Starts at most `per_second` requests a second (shared by the concurrent senders)."""
+    """Starts at most `per_second` requests a second, shared by the concurrent senders.
+
+    Never ahead of an even schedule from the first start, and never more than `per_second`
+    starts within any one second: requests held up (a slow database call) catch the schedule
+    up at twice the pace, while LINE's limit still holds over every second."""
 
     def __init__(self, per_second: float) -> None:
         self.interval = 1.0 / per_second
-        self.next = monotonic_time.monotonic()
+        self.origin: float | None = None
+        self.started = 0
+        self.last_second: deque[float] = deque(maxlen=max(1, int(per_second)))
+
+    def reserve(self, now: float) -> float:
+        """When the next request may start (`now` or later); the slot is taken."""
+        if self.origin is None:
+            self.origin = now
+        start = max(now, self.origin + self.started * self.interval)
+        if self.last_second:
+            start = max(start, self.last_second[-1] + self.interval / 2)
+        if len(self.last_second) == self.last_second.maxlen:
+            start = max(start, self.last_second[0] + 1.0)
+        self.started += 1
+        self.last_second.append(start)
+        return start
 
     async def wait(self) -> None:
         now = monotonic_time.monotonic()
-        start = max(self.next, now)
-        self.next = start + self.interval
+        start = self.reserve(now)
         if start > now:
             await asyncio.sleep(start - now)
 
@@ -495,7 +513,6 @@ class Delivery:
         self.result = DeliveryRun()
         self._items: dict[str, NewsItem | None] = {}
         self._messages: dict[str, list[Message]] = {}
-        self._finished: list[Finished] = []  # recorded together (`_record_finished`)
 
     @property
     def window(self) -> int:
@@ -651,11 +668,9 @@ class Delivery:
         async with asyncio.TaskGroup() as group:
             senders = [group.create_task(self._sender(queue)) for _ in range(IN_FLIGHT)]
             await self._dispatch_planned(queue, runs, dispatched)
-            await queue.join()
-            await self._record_finished()  # sent and recorded: the scan no longer reads them
+            await queue.join()  # sent and recorded: the scan no longer reads them
             await self._dispatch(queue, planning, due, dispatched)
             await queue.join()
-            await self._record_finished()
             for sender in senders:
                 sender.cancel()
 
@@ -668,21 +683,12 @@ class Delivery:
             finally:
                 queue.task_done()
 
-    async def _record_finished(self) -> None:
-        """Mark the batches that ended, in one write, from the one task that hands batches out
-        (concurrent bulk writes stalled FerretDB's PostgreSQL backend for good). A batch sent but
-        not yet marked when the process dies is sent again under its stored retry key, which
-        LINE answers with 409."""
-        done, self._finished = self._finished, []
-        await self.storage.news_batches.finish(done)
-
     async def _enqueue(
         self, queue: asyncio.Queue[Job], window: Sequence[Ready], dispatched: set[str]
     ) -> None:
         """Store the window's retry keys in one write, then hand its batches to the senders. A
         late batch stores its key when it is tried: whether it was tried before decides its day
-        (`send_batch`). The batches sent meanwhile are marked first."""
-        await self._record_finished()
+        (`send_batch`)."""
         now = self.clock.now()
         on_time = {
             send_key(str(batch["_id"])): ""
@@ -783,13 +789,14 @@ class Delivery:
     async def send_batch(
         self, batch: dict[str, Any], fresh: Mapping[str, str], key: StoredKey | None = None
     ) -> None:
-        """Send one batch; how it ended is recorded with others (`_record_finished`)."""
+        """Send one batch and record how it ended. A batch sent but not marked when the process
+        dies is sent again under its stored retry key, which LINE answers with 409."""
         bid = str(batch["_id"])
         item = await self._item(str(batch["news_id"]))
         now = self.clock.now()
         counts: dict[str, Any] = dict(batch.get("counts") or {})
         if item is None or item.status is Status.CANCELLED:
-            self._finished.append(Finished(bid, CANCELLED, now, counts))
+            await self.storage.news_batches.finish(Finished(bid, CANCELLED, now, counts))
             return
         users: list[str] = list(batch.get("user_ids") or [])
         skip = set(batch.get("skip") or ())
@@ -806,7 +813,9 @@ class Delivery:
                 await self.storage.news_batches.redate(bid, now, Plan(now, counts, sorted(skip)))
             elif now - first > RETRY_WINDOW:
                 # LINE forgets the retry key after 24 h: a resend could deliver twice.
-                self._finished.append(Finished(bid, FAILED, now, counts, "retry_window"))
+                await self.storage.news_batches.finish(
+                    Finished(bid, FAILED, now, counts, "retry_window")
+                )
                 return
         recipients = [u for u in users if u not in skip and u not in fresh]
         late = Counter(fresh[u] for u in users if u not in skip and u in fresh)
@@ -823,11 +832,11 @@ class Delivery:
                 if exc.status == 0 or exc.status == 429 or exc.status >= 500:
                     log.warning("news batch not sent; will retry", extra={"batch": bid})
                     return  # retries exhausted: the next pass tries again, same retry key
-                self._finished.append(
+                await self.storage.news_batches.finish(
                     Finished(bid, FAILED, self.clock.now(), counts, f"line_{exc.status}")
                 )
                 return
-        self._finished.append(
+        await self.storage.news_batches.finish(
             Finished(bid, SENT, self.clock.now(), {**counts, "sent": len(recipients)})
         )
         self.result.batches_sent += 1

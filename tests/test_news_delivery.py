@@ -22,6 +22,7 @@ from bot.emulator.faults import Fault
 from bot.news import NewsReport
 from bot.storage import Mongo, Storage
 from bot.storage.preferences import Topic
+from bot.storage.privacy import delete_person
 from tests.conftest import ROOT, make_env
 from tests.news_support import MULTICAST, SECRET, TOKEN, Lab, at_jst, open_lab
 
@@ -271,6 +272,26 @@ async def test_blocks_and_opt_outs_after_planning_are_honoured_when_sending(lab:
     report = await lab.news.report(place, item.id)
     assert report.sent == 2 and report.skipped == {"opted_out": 1, "blocked": 1}
     assert balanced(report)
+
+
+async def test_people_who_delete_their_data_after_planning_are_taken_out_of_their_batch(
+    lab: Lab,
+) -> None:
+    place = await lab.unused_place()
+    users = sorted(await lab.seed(place, 5))
+    lab.set_time(at_jst(1, 9, 30))
+    item = await lab.approved(place, "削除後のお知らせ", schedule=Schedule("at", at_jst(1, 10)))
+    await lab.deliver()  # one batch of all five
+    gone = [users[0], users[2]]  # the lowest id too: the batch's span of ids moves with it
+    for user in gone:
+        await delete_person(lab.storage, user)
+    people = await lab.storage.news_people.col.find_one({"run_id": f"{item.id}:1"})
+    assert people is not None and gone[0] not in str(people) and gone[1] not in str(people)
+    assert people["first"] == users[1]
+    lab.set_time(at_jst(1, 10, 1))
+    await lab.deliver_all()
+    assert lab.received(users, "削除後のお知らせ") == {users[1]: 1, users[3]: 1, users[4]: 1}
+    assert (await lab.news.report(place, item.id)).sent == 3
 
 
 async def test_cancel_stops_unsent_batches(lab: Lab) -> None:

@@ -370,3 +370,8 @@ async def test_multicast_broadcast_and_narrowcast_are_sent_once(echo: Stack) -> 
         texts += [e["message"]["text"] for e in await chat.inbox(wait=0.5)]
         assert sorted(texts) == sorted(["マルチ", "ブロード", "ナロー"])
     assert await stats(echo, "/v2/bot/message/multicast") == {"500": 1, "200": 1}
+    # The request is built without the SDK's validation: our own check refuses what LINE would.
+    for wrong in ([], [chats[0].user_id, ""], [f"U{n:032x}" for n in range(501)]):
+        with pytest.raises(ValueError, match="1–500"):
+            await line.multicast(wrong, [TextMessage(text="マルチ")], "m:2")
+    assert await stats(echo, "/v2/bot/message/multicast") == {"500": 1, "200": 1}

@@ -33,6 +33,7 @@ from linebot.v3.messaging import (
 )
 
 from bot.clock import Clock
+from bot.domain.news import MULTICAST_MAX
 from bot.storage.sends import RETRY_KEY_WINDOW, Sends, StoredKey
 from bot.storage.users import Users
 
@@ -169,7 +170,12 @@ class LineClient:
     ) -> None:
         """`stored`: the send's retry key, stored already with others (`Sends.retry_keys`) by
         a caller that records how the send ended."""
-        request = MulticastRequest(to=list(user_ids), messages=list(messages))
+        if not 1 <= len(user_ids) <= MULTICAST_MAX or not all(user_ids):
+            raise ValueError(f"a multicast goes to 1–{MULTICAST_MAX} user ids")
+        # Built without the SDK's field validation: the ids come from our own records and the
+        # messages are SDK objects already, and validating 500 ids cost 1.2 ms of CPU a request
+        # (a quarter of a news worker's CPU at LINE's 200 multicasts a second).
+        request = MulticastRequest.construct(to=list(user_ids), messages=list(messages))
         await self._keyed(
             "multicast",
             logical_key,
