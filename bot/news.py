@@ -32,9 +32,10 @@ Delivery (`deliver_news`, run by the worker every few seconds, `bot/jobs/news.py
    planning: they are left out too (their cap slot stays used). A batch is one `multicast` to its people minus `skip`
    under the logical key `news:<batch id>`: its `X-Line-Retry-Key` is stored before the first
    attempt (a window's keys in one write), 5xx, timeouts and 429 are retried with backoff
-   (`bot/line/client.py`), and the batch is marked sent after LINE accepted it (the marks of
-   the batches sent meanwhile in one write, each time more batches are handed out). No
-   per-person database work happens here.
+   (`bot/line/client.py`), and its sender marks the batch sent after LINE accepted it (one
+   update by `_id`). The pacer never starts more than `multicast_per_second` requests within
+   any second, and lets requests held up by a slow database call catch the even schedule up.
+   No per-person database work happens here.
 4. **Crashes.** A worker killed at any point leaves batches unsent or sent-but-not-marked. The
    next holder resends every batch not marked sent under the same stored retry key: LINE
    answers 409 to a key it accepted (treated as sent), so nothing is sent twice and nothing is

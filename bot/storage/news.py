@@ -524,6 +524,9 @@ class NewsBatches(Store):
                 self.col.find(query).to_list(None), people.to_list(step)
             )
             ready: dict[str, Document] = {str(doc["_id"]): doc for doc in batches}
+            # Only `ready` may hold the batches: each is let go with its people once handed out
+            # (kept in the list, 1,000,000 people's ids stayed in memory till the run's end).
+            del batches
             for bid, doc in list(ready.items()):
                 if "user_ids" in doc:  # planned before the people had a collection of their own
                     yield _aware_batch(ready.pop(bid))
