@@ -111,6 +111,7 @@ MESSAGE_TEMPLATE = "news/message"
 LEASE = "news-delivery"
 SEND_WINDOW = 100  # batches read at a time (at most 50,000 user ids in memory)
 IN_FLIGHT = 16  # concurrent batches inside the lease holder (200/s × ~50 ms each, twice)
+READ_AHEAD = 64  # batches of a planned run read ahead of the senders (~4 MB of ids)
 PLANNING_POLL_S = 0.5  # how often the sender looks for batches planned meanwhile
 RETRY_WINDOW = timedelta(hours=23)  # a batch first tried longer ago is not resent (LINE: 24 h)
 
@@ -492,6 +493,36 @@ Ready = tuple[dict[str, Any], Mapping[str, str]]
 Job = tuple[dict[str, Any], Mapping[str, str], StoredKey | None]
 
 
+class _ReadAhead:
+    """Batches read ahead of the senders: at most READ_AHEAD held; `take` returns all there are
+    (waiting for one), and [] once the reader ended and everything was taken."""
+
+    def __init__(self) -> None:
+        self._ready: deque[Ready] = deque()
+        self._room = asyncio.Semaphore(READ_AHEAD)
+        self._changed = asyncio.Event()
+        self._ended = False
+
+    async def put(self, entry: Ready) -> None:
+        await self._room.acquire()
+        self._ready.append(entry)
+        self._changed.set()
+
+    def end(self) -> None:
+        self._ended = True
+        self._changed.set()
+
+    async def take(self) -> list[Ready]:
+        while not self._ready and not self._ended:
+            self._changed.clear()
+            await self._changed.wait()
+        taken = list(self._ready)
+        self._ready.clear()
+        for _ in taken:
+            self._room.release()
+        return taken
+
+
 class Delivery:
     """One pass of the delivery job by the holder of the delivery lease (see the module doc)."""
 
@@ -531,11 +562,11 @@ class Delivery:
 
     async def idle(self) -> bool:
         """Nothing due and no run open: the pass ends without writing (no lease taken)."""
-        now = self.clock.now()
-        return not (
-            await self.storage.news_runs.active()
-            or await self.storage.news.due(now + self.config.plan_ahead)
+        runs, due = await asyncio.gather(
+            self.storage.news_runs.active(),
+            self.storage.news.due(self.clock.now() + self.config.plan_ahead),
         )
+        return not (runs or due)
 
     async def run(self) -> DeliveryRun:
         if await self.idle() or not await self.hold():
@@ -704,33 +735,62 @@ class Delivery:
     async def _dispatch_planned(
         self, queue: asyncio.Queue[Job], runs: list[dict[str, Any]], dispatched: set[str]
     ) -> None:
-        """The batches of due, fully planned runs, with their people, by one read per run."""
+        """The batches of due, fully planned runs, with their people, by one read per run. A
+        reader task reads ahead while the keys of the batches read so far are stored, so a
+        slow read or write holds up neither the other nor (the queue is ahead) the senders."""
         for run in runs:
-            rid, now = str(run["_id"]), self.clock.now()
+            now = self.clock.now()
             if run["status"] != PLANNED or self.config.not_before(run["due_at"]) > now:
                 continue
             item = await self._item(str(run["news_id"]))
             if item is None:
                 continue
-            # Changed since planning began: two small reads for the whole run.
-            fresh = await self.storage.news_batches.excluded(
+            ahead = _ReadAhead()
+            reader = asyncio.create_task(self._read_planned(ahead, run, item))
+            try:
+                await self._hand_out(queue, ahead, item.id, dispatched)
+            finally:
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
+            if not reader.cancelled() and (error := reader.exception()) is not None:
+                raise error
+
+    async def _read_planned(self, ahead: _ReadAhead, run: dict[str, Any], item: NewsItem) -> None:
+        """Read the run's ready batches with their people into `ahead`, then end it."""
+        # Who changed since planning began: two small reads for the whole run, made while the
+        # run's first batches are read.
+        changed = asyncio.ensure_future(
+            self.storage.news_batches.excluded(
                 item.municipality_code, item.segment.topic, run["created_at"]
             )
-            window: list[Ready] = []
-            n = 0
-            async for batch in self.storage.news_batches.planned(rid, now, IN_FLIGHT):
-                if self.result.lost_lease or self.config.quiet(self.clock.now()):
-                    return
-                window.append((batch, fresh))
-                n += 1
-                if len(window) == IN_FLIGHT:  # small steps: the senders never wait for reads
-                    await self._enqueue(queue, window, dispatched)
-                    window = []
-                if n % self.window == 0:
-                    self._items.clear()  # a cancellation is seen within one window
-                    if not await self.hold():
-                        self.result.lost_lease = True
+        )
+        try:
+            batches = self.storage.news_batches.planned(
+                str(run["_id"]), self.clock.now(), IN_FLIGHT
+            )
+            async for batch in batches:
+                await ahead.put((batch, await changed))
+        finally:
+            changed.cancel()
+            ahead.end()  # also when reading failed: the error is raised by `_dispatch_planned`
+
+    async def _hand_out(
+        self, queue: asyncio.Queue[Job], ahead: _ReadAhead, news_id: str, dispatched: set[str]
+    ) -> None:
+        """Store the keys of every batch read so far (IN_FLIGHT to READ_AHEAD at a time) and
+        hand them to the senders, until the reader is done."""
+        handed = 0
+        while window := await ahead.take():
+            if self.result.lost_lease or self.config.quiet(self.clock.now()):
+                return
             await self._enqueue(queue, window, dispatched)
+            if (handed + len(window)) // self.window > handed // self.window:
+                # A cancellation is seen within one window; the senders find the item read.
+                self._items.pop(news_id, None)
+                await self._item(news_id)
+                if not await self.hold():
+                    self.result.lost_lease = True
+            handed += len(window)
 
     async def _dispatch(
         self,
