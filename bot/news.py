@@ -740,6 +740,8 @@ class Delivery:
         slow read or write holds up neither the other nor (the queue is ahead) the senders."""
         for run in runs:
             now = self.clock.now()
+            if self.result.lost_lease or self.config.quiet(now):
+                return
             if run["status"] != PLANNED or self.config.not_before(run["due_at"]) > now:
                 continue
             item = await self._item(str(run["news_id"]))
@@ -777,8 +779,8 @@ class Delivery:
     async def _hand_out(
         self, queue: asyncio.Queue[Job], ahead: _ReadAhead, news_id: str, dispatched: set[str]
     ) -> None:
-        """Store the keys of every batch read so far (IN_FLIGHT to READ_AHEAD at a time) and
-        hand them to the senders, until the reader is done."""
+        """Store the keys of every batch read so far (up to READ_AHEAD at a time) and hand them
+        to the senders, until the reader is done."""
         handed = 0
         while window := await ahead.take():
             if self.result.lost_lease or self.config.quiet(self.clock.now()):
