@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import json
 import logging
 import secrets
@@ -112,6 +113,7 @@ LEASE = "news-delivery"
 SEND_WINDOW = 100  # batches read at a time (at most 50,000 user ids in memory)
 IN_FLIGHT = 16  # concurrent batches inside the lease holder (200/s × ~50 ms each, twice)
 READ_AHEAD = 64  # batches of a planned run read ahead of the senders (~4 MB of ids)
+CATCH_UP_S = 0.25  # how far behind its schedule the pacer may catch up (50 requests at 200/s)
 PLANNING_POLL_S = 0.5  # how often the sender looks for batches planned meanwhile
 RETRY_WINDOW = timedelta(hours=23)  # a batch first tried longer ago is not resent (LINE: 24 h)
 
@@ -455,28 +457,28 @@ class DeliveryRun:
 
 
 class Pacer:
-    """Starts at most `per_second` requests a second, shared by the concurrent senders.
+    """Starts at most `per_second` requests a second, shared by the concurrent senders (and by
+    a worker's passes: the news job keeps one).
 
-    Never ahead of an even schedule from the first start, and never more than `per_second`
-    starts within any one second: requests held up (a slow database call) catch the schedule
-    up at twice the pace, while LINE's limit still holds over every second."""
+    Never ahead of an even schedule, and never more than `per_second` starts within any one
+    second: requests held up (a slow database call) catch the schedule up at twice the pace,
+    by at most CATCH_UP_S, while LINE's limit still holds over every second."""
 
     def __init__(self, per_second: float) -> None:
         self.interval = 1.0 / per_second
-        self.origin: float | None = None
-        self.started = 0
+        self.next: float | None = None  # the next request's place on the schedule
         self.last_second: deque[float] = deque(maxlen=max(1, int(per_second)))
 
     def reserve(self, now: float) -> float:
         """When the next request may start (`now` or later); the slot is taken."""
-        if self.origin is None:
-            self.origin = now
-        start = max(now, self.origin + self.started * self.interval)
+        # An idle pacer owes no burst: the schedule trails `now` by CATCH_UP_S at most.
+        due = now if self.next is None else max(self.next, now - CATCH_UP_S)
+        start = max(now, due)
         if self.last_second:
             start = max(start, self.last_second[-1] + self.interval / 2)
         if len(self.last_second) == self.last_second.maxlen:
             start = max(start, self.last_second[0] + 1.0)
-        self.started += 1
+        self.next = due + self.interval
         self.last_second.append(start)
         return start
 
@@ -534,6 +536,7 @@ class Delivery:
         renderer: Renderer,
         config: DeliveryConfig,
         owner: str,
+        pacer: Pacer | None = None,
     ) -> None:
         self.storage = storage
         self.clock = clock
@@ -541,7 +544,7 @@ class Delivery:
         self.renderer = renderer
         self.config = config
         self.owner = owner
-        self.pacer = Pacer(config.multicast_per_second)
+        self.pacer = pacer or Pacer(config.multicast_per_second)
         self.result = DeliveryRun()
         self._items: dict[str, NewsItem | None] = {}
         self._messages: dict[str, list[Message]] = {}
@@ -766,14 +769,14 @@ class Delivery:
                 item.municipality_code, item.segment.topic, run["created_at"]
             )
         )
+        planned = self.storage.news_batches.planned(str(run["_id"]), self.clock.now(), IN_FLIGHT)
         try:
-            batches = self.storage.news_batches.planned(
-                str(run["_id"]), self.clock.now(), IN_FLIGHT
-            )
-            async for batch in batches:
-                await ahead.put((batch, await changed))
+            async with contextlib.aclosing(planned) as batches:  # cancelled: the cursor closes
+                async for batch in batches:
+                    await ahead.put((batch, await changed))
         finally:
             changed.cancel()
+            await asyncio.gather(changed, return_exceptions=True)  # its error is not lost
             ahead.end()  # also when reading failed: the error is raised by `_dispatch_planned`
 
     async def _hand_out(
@@ -948,10 +951,13 @@ async def deliver_news(
     renderer: Renderer | None = None,
     config: DeliveryConfig | None = None,
     owner: str | None = None,
+    pacer: Pacer | None = None,
 ) -> DeliveryRun:
     """The worker job: start due runs, plan them, send due batches, close finished runs.
 
-    `owner` names this worker for the delivery lease (a fresh id per call when omitted)."""
+    `owner` names this worker for the delivery lease (a fresh id per call when omitted);
+    `pacer` paces its multicasts (one per worker, so that passes close together stay within
+    the limit; a fresh one when omitted)."""
     delivery = Delivery(
         storage,
         clock,
@@ -959,6 +965,7 @@ async def deliver_news(
         renderer or Renderer(),
         config or DeliveryConfig(),
         owner or uuid.uuid4().hex,
+        pacer,
     )
     result = await delivery.run()
     if result.batches_sent or result.runs_started or result.deferred:

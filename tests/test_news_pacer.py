@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.news import Pacer
+from bot.news import CATCH_UP_S, Pacer
 
 
 def test_requests_all_ready_go_on_an_even_schedule() -> None:
@@ -22,23 +22,41 @@ def test_a_hold_up_is_caught_up_at_twice_the_pace_then_the_schedule_holds() -> N
     pacer = Pacer(100)
     first = [pacer.reserve(0.0) for _ in range(10)]  # 0.00 … 0.09
     assert first[-1] == pytest.approx(0.09)
-    # Nothing asked for until 0.5 s: the next ones go 5 ms apart until back on schedule (1.0 s).
+    # Nothing asked for until 0.5 s: the next ones go 5 ms apart, catching up the last
+    # CATCH_UP_S of the schedule (from 0.25 s on), then 10 ms apart again.
     late = [pacer.reserve(0.5) for _ in range(100)]
     assert late[:3] == pytest.approx([0.5, 0.505, 0.51])
-    assert late[-1] == pytest.approx(1.09)  # request 109 of an even 100 a second
+    assert late[50] == pytest.approx(0.5 - CATCH_UP_S + 50 / 100)  # back on the schedule
+    assert late[-1] == pytest.approx(0.5 - CATCH_UP_S + 99 / 100)
     assert all(b - a >= 0.005 - 1e-9 for a, b in pairwise(late))
 
 
+def test_an_idle_pacer_owes_no_more_than_its_catch_up() -> None:
+    pacer = Pacer(200)
+    for _ in range(200):
+        pacer.reserve(0.0)
+    after_a_pause = [pacer.reserve(60.0) for _ in range(200)]
+    # A minute idle: only CATCH_UP_S of schedule (50 requests) is made up, at twice the pace.
+    assert after_a_pause[-1] == pytest.approx(60.0 - CATCH_UP_S + 199 / 200)
+
+
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.floats(min_value=0, max_value=0.05), min_size=1, max_size=600))
+@given(
+    st.lists(
+        st.one_of(st.floats(min_value=0, max_value=0.05), st.floats(min_value=0, max_value=2)),
+        min_size=1,
+        max_size=600,
+    )
+)
 def test_never_more_than_the_limit_within_any_second(gaps: list[float]) -> None:
     pacer = Pacer(200)
-    now, starts = 0.0, []
-    for gap in gaps:  # requests asked for after random hold-ups
+    now, asked, starts = 0.0, [], []
+    for gap in gaps:  # requests asked for after random hold-ups and pauses
         now += gap
+        asked.append(now)
         starts.append(pacer.reserve(now))
-    assert all(start >= 0 for start in starts) and starts == sorted(starts)
+    assert all(start >= at for start, at in zip(starts, asked, strict=True))
+    assert all(b - a >= 1 / 400 - 1e-9 for a, b in pairwise(starts))
     for i, start in enumerate(starts):
-        assert start >= i / 200 - 1e-9  # never ahead of the even schedule
         window = [s for s in starts[i:] if s < start + 1.0 - 1e-9]
         assert len(window) <= 200

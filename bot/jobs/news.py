@@ -16,7 +16,7 @@ from datetime import timedelta
 from bot.clock import Clock
 from bot.domain.news import DeliveryConfig
 from bot.line.client import LineClient
-from bot.news import DeliveryRun, deliver_news
+from bot.news import DeliveryRun, Pacer, deliver_news
 from bot.render import Renderer
 from bot.storage import Storage
 
@@ -32,9 +32,10 @@ def news_job(
 ) -> Callable[[], Awaitable[DeliveryRun]]:
     """The job for `Worker.every`: one owner name per worker process for the delivery lease."""
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    pacer = Pacer(config.multicast_per_second)  # one for all passes: they may follow closely
 
     async def run() -> DeliveryRun:
-        return await deliver_news(storage, clock, line(), renderer, config, owner)
+        return await deliver_news(storage, clock, line(), renderer, config, owner, pacer)
 
     return run
 

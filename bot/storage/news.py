@@ -49,7 +49,7 @@ only record progress. Every hot query is on `_id` or on a run's batches.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -511,7 +511,7 @@ class NewsBatches(Store):
             return batch
         return _aware_batch(batch, await self.people.col.find_one({"_id": batch["_id"]}) or {})
 
-    async def planned(self, rid: str, now: datetime, step: int) -> AsyncIterator[Document]:
+    async def planned(self, rid: str, now: datetime, step: int) -> AsyncGenerator[Document]:
         """The run's planned batches (not those the cap deferred) that are ready and due, with
         their people: one read of the batches and one cursor over their people for the whole
         run, as the server may scan a whole collection for any read, even one by `_id`. The
@@ -521,8 +521,13 @@ class NewsBatches(Store):
         try:
             # The batches and the first people at once: the first multicast waits for both.
             batches, first = await asyncio.gather(
-                self.col.find(query).to_list(None), people.to_list(step)
+                self.col.find(query).to_list(None), people.to_list(step), return_exceptions=True
             )
+            # Both ended before either error goes on (and the cursor is closed).
+            if isinstance(batches, BaseException):
+                raise batches
+            if isinstance(first, BaseException):
+                raise first
             ready: dict[str, Document] = {str(doc["_id"]): doc for doc in batches}
             # Only `ready` may hold the batches: each is let go with its people once handed out
             # (kept in the list, 1,000,000 people's ids stayed in memory till the run's end).
