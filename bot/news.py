@@ -113,7 +113,7 @@ LEASE = "news-delivery"
 SEND_WINDOW = 100  # batches read at a time (at most 50,000 user ids in memory)
 IN_FLIGHT = 16  # concurrent batches inside the lease holder (200/s × ~50 ms each, twice)
 READ_AHEAD = 64  # batches of a planned run read ahead of the senders (~4 MB of ids)
-CATCH_UP_S = 0.25  # how far behind its schedule the pacer may catch up (50 requests at 200/s)
+CATCH_UP_S = 1.0  # how far behind its schedule the pacer may catch up (200 requests at 200/s)
 PLANNING_POLL_S = 0.5  # how often the sender looks for batches planned meanwhile
 RETRY_WINDOW = timedelta(hours=23)  # a batch first tried longer ago is not resent (LINE: 24 h)
 
