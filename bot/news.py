@@ -471,7 +471,7 @@ class Pacer:
 
     def reserve(self, now: float) -> float:
         """When the next request may start (`now` or later); the slot is taken."""
-        # An idle pacer owes no burst: the schedule trails `now` by CATCH_UP_S at most.
+        # A pacer idle for long owes no long burst: the schedule trails `now` by CATCH_UP_S at most.
         due = now if self.next is None else max(self.next, now - CATCH_UP_S)
         start = max(now, due)
         if self.last_second:
