@@ -95,7 +95,6 @@ from bot.storage.news import (
     PLANNED,
     PLANNING,
     SENT,
-    Finished,
     Plan,
     aware,
     batch_id,
@@ -862,7 +861,7 @@ class Delivery:
         now = self.clock.now()
         counts: dict[str, Any] = dict(batch.get("counts") or {})
         if item is None or item.status is Status.CANCELLED:
-            await self.storage.news_batches.finish(Finished(bid, CANCELLED, now, counts))
+            await self.storage.news_batches.finish(bid, CANCELLED, now, counts)
             return
         users: list[str] = list(batch.get("user_ids") or [])
         skip = set(batch.get("skip") or ())
@@ -879,9 +878,7 @@ class Delivery:
                 await self.storage.news_batches.redate(bid, now, Plan(now, counts, sorted(skip)))
             elif now - first > RETRY_WINDOW:
                 # LINE forgets the retry key after 24 h: a resend could deliver twice.
-                await self.storage.news_batches.finish(
-                    Finished(bid, FAILED, now, counts, "retry_window")
-                )
+                await self.storage.news_batches.finish(bid, FAILED, now, counts, "retry_window")
                 return
         recipients = [u for u in users if u not in skip and u not in fresh]
         late = Counter(fresh[u] for u in users if u not in skip and u in fresh)
@@ -899,11 +896,11 @@ class Delivery:
                     log.warning("news batch not sent; will retry", extra={"batch": bid})
                     return  # retries exhausted: the next pass tries again, same retry key
                 await self.storage.news_batches.finish(
-                    Finished(bid, FAILED, self.clock.now(), counts, f"line_{exc.status}")
+                    bid, FAILED, self.clock.now(), counts, f"line_{exc.status}"
                 )
                 return
         await self.storage.news_batches.finish(
-            Finished(bid, SENT, self.clock.now(), {**counts, "sent": len(recipients)})
+            bid, SENT, self.clock.now(), {**counts, "sent": len(recipients)}
         )
         self.result.batches_sent += 1
         self.result.recipients += len(recipients)

@@ -224,8 +224,8 @@ class LineClient:
         stored: StoredKey | None = None,
     ) -> None:
         """Send once under the logical key's stored retry key. `stored`: the key was stored by
-        the caller (with others), who also records how the send ended (news batches do, in
-        bulk); otherwise the send's record here says it."""
+        the caller (with others), who also records how the send ended (a news batch's mark
+        does); otherwise the send's record here says it."""
         now = self.clock.now()
         record = stored is None
         if stored is None:

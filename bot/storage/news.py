@@ -268,17 +268,6 @@ class Plan:
     skip: Sequence[str] = ()
 
 
-@dataclass(frozen=True)
-class Finished:
-    """How a batch ended: its status (sent, failed, cancelled), counts and reason."""
-
-    bid: str
-    status: str
-    at: datetime
-    counts: Document
-    reason: str | None = None
-
-
 def _batch_docs(
     bid: str,
     rid: str,
@@ -558,19 +547,14 @@ class NewsBatches(Store):
             {"_id": bid}, {"$set": {"not_before": now, "counts": plan.counts}}
         )
 
-    async def finish(self, done: Finished) -> None:
+    async def finish(
+        self, bid: str, status: str, now: datetime, counts: Document, reason: str | None = None
+    ) -> None:
         """Record how a batch ended: one update by `_id`, from its sender (bulk writes of several
         senders at once stalled FerretDB's PostgreSQL backend, docs/RELIABILITY.md fix 13)."""
         await self.col.update_one(
-            {"_id": done.bid},
-            {
-                "$set": {
-                    "status": done.status,
-                    "counts": done.counts,
-                    "reason": done.reason,
-                    "finished_at": done.at,
-                }
-            },
+            {"_id": bid},
+            {"$set": {"status": status, "counts": counts, "reason": reason, "finished_at": now}},
         )
 
     async def insert_follow_up(
