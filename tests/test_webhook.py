@@ -21,6 +21,7 @@ import pytest
 from linebot.v3.messaging import TextMessage
 
 from bot.line.incoming import EventHandler, Incoming, Replier
+from bot.line.pipeline import HANDLING_SLOTS
 from bot.services import Services
 from tests.stack import Stack, start_stack
 
@@ -32,12 +33,14 @@ class Recorder:
     handled: list[Incoming] = field(default_factory=list)
     active: int = 0
     overlaps: int = 0
+    peak: int = 0  # the most handlers running at once
     delays: dict[str, float] = field(default_factory=dict)
 
     def factory(self, services: Services) -> EventHandler:
         async def handle(incoming: Incoming, reply: Replier) -> None:
             self.active += 1
             self.overlaps += self.active > 1
+            self.peak = max(self.peak, self.active)
             try:
                 await asyncio.sleep(self.delays.get(incoming.text, 0))
                 if incoming.kind in ("follow", "unfollow"):
@@ -213,6 +216,23 @@ async def test_fifty_concurrent_webhooks_of_one_user(echo: Stack, recorder: Reco
     await echo.wait_idle()
     assert [i.text for i in recorder.handled] == ["slow"] + [f"c{n:02d}" for n in range(50)]
     assert recorder.overlaps == 0
+
+
+async def test_many_users_at_once_are_handled_a_bounded_number_at_a_time(
+    echo: Stack, recorder: Recorder
+) -> None:
+    """Three times as many users as there are slots write at once, each turn taking a second:
+    every webhook is stored (200), every event handled once, never more than the slots at once
+    (unbounded, a crowd's turns starved the stores of new webhooks into 503s)."""
+    users = [await emulator_user(echo) for _ in range(3 * HANDLING_SLOTS)]
+    recorder.delays["混雑"] = 1.0
+    statuses = await asyncio.gather(
+        *(post_events(echo, [text_event(user, "混雑", 1000)]) for user in users)
+    )
+    assert set(statuses) == {200}
+    await echo.wait_idle()
+    assert sorted(i.user_id for i in recorder.handled) == sorted(users)
+    assert recorder.peak == HANDLING_SLOTS
 
 
 # Replies, fallback and retries --------------------------------------------------------------

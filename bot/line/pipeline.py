@@ -34,6 +34,7 @@ from bot.clock import Clock
 from bot.line.client import LineClient
 from bot.line.incoming import EventHandler, Incoming, Kind, Location, TurnCommitted
 from bot.storage import Storage
+from bot.storage.db import Document
 
 log = logging.getLogger("bot.pipeline")
 
@@ -47,6 +48,10 @@ DB_RETRY_FIRST_S = 0.5
 DB_RETRY_MAX_S = 4.0
 DB_RETRY_FOR_S = 120.0
 SWEEP_INTERVAL_S = 10.0
+# Turns one process runs at once. Unbounded, 100 users at once queued so much database work that
+# storing a new webhook took over `STORE_TIMEOUT_S` and LINE got 503s (the chat benchmark);
+# each turn then waits its place in order, and a webhook's store waits behind at most these.
+HANDLING_SLOTS = 16
 
 _MESSAGE_KINDS: dict[str, Kind] = {
     "text": "text",
@@ -147,6 +152,10 @@ class Pipeline:
         # Replies a turn produced but could not record (database away), by event: sent when a
         # retry finds the turn committed, so the resident still gets the answer once.
         self._unsent: dict[str, dict[int, Sequence[Message]]] = {}
+        self._slots = asyncio.Semaphore(HANDLING_SLOTS)
+        # Users with a task here, and whether an event of theirs was stored since that task
+        # last read their queue: a second task would only fail to take the lease.
+        self._again: dict[str, bool] = {}
 
     async def accept(self, events: Sequence[Any], users: list[str]) -> None:
         """Store new events; `users` gets the users whose queues need handling, also when a
@@ -180,6 +189,10 @@ class Pipeline:
 
     def schedule(self, user_keys: Sequence[str]) -> None:
         for user_key in dict.fromkeys(user_keys):
+            if user_key in self._again:
+                self._again[user_key] = True  # its task reads the queue again before it ends
+                continue
+            self._again[user_key] = False
             task = asyncio.create_task(self.process_user(user_key))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
@@ -200,6 +213,18 @@ class Pipeline:
         return len(left)
 
     async def process_user(self, user_key: str) -> None:
+        try:
+            await self._process_user(user_key)
+        finally:
+            # An event stored after the task's last look at the queue (it gave up, or lost
+            # the lease) gets a task of its own, as it would have without this one; a
+            # cancelled task (shutdown) leaves it to the sweep.
+            again = self._again.pop(user_key, False)
+            task = asyncio.current_task()
+            if again and not (task is not None and task.cancelling()):
+                self.schedule([user_key])
+
+    async def _process_user(self, user_key: str) -> None:
         # Each call holds the lease under its own name, so two tasks of one process exclude
         # each other just as two processes do. The name survives database outages: once the
         # database is back, this task renews its own lease and goes on where it stopped.
@@ -229,35 +254,49 @@ class Pipeline:
     async def _drain_user(self, user_key: str, owner: str) -> None:
         leases = self.storage.leases
         events = self.storage.inbound_events
-        # The queue is read while the lease is being taken, to save a round trip: an entry the
-        # lease's previous holder finished meanwhile reads as finished when it is reached.
-        acquired, queue = await asyncio.gather(
-            leases.acquire(user_key, owner, self.clock.now(), LEASE_TTL),
-            events.pending.queue(user_key),
-        )
-        while acquired:
+
+        async def read_queue() -> list[Document]:
+            self._again[user_key] = False  # what is stored from here on, this read may miss
+            return await events.pending.queue(user_key)
+
+        while True:
+            # The queue is read while the lease is being taken, to save a round trip: an entry
+            # the lease's previous holder finished meanwhile reads as finished when reached.
+            acquired, queue = await asyncio.gather(
+                leases.acquire(user_key, owner, self.clock.now(), LEASE_TTL), read_queue()
+            )
+            if not acquired:
+                return  # the holder picks up what is queued (below)
             held_at = self.clock.now()
             try:
                 while (event := await events.first_pending(queue, self.clock.now())) is not None:
-                    # A lease taken (or renewed) less than half its TTL ago is still ours: ask
-                    # the database only when it may have run out while a handler ran.
-                    if self.clock.now() - held_at >= LEASE_TTL / 2:
-                        if not await leases.acquire(user_key, owner, self.clock.now(), LEASE_TTL):
-                            return  # our lease ran out and another process took the queue
-                        held_at = self.clock.now()
-                    async with self._renewing(user_key, owner):
-                        await self._handle(event)
-                    # Read again after each event: one with an earlier time may have been stored
+                    # A slot per event, not per queue: a user who writes again at once does
+                    # not keep it while others wait.
+                    async with self._slots:
+                        # A lease taken (or renewed) less than half its TTL ago is still ours:
+                        # ask the database only when it may have run out while a handler ran,
+                        # or while this turn waited for its slot.
+                        if self.clock.now() - held_at >= LEASE_TTL / 2:
+                            if not await leases.acquire(
+                                user_key, owner, self.clock.now(), LEASE_TTL
+                            ):
+                                return  # our lease ran out and another process took the queue
+                            held_at = self.clock.now()
+                        async with self._renewing(user_key, owner):
+                            await self._handle(event)
+                    if queue[-1]["_id"] == event["_id"] and not self._again[user_key]:
+                        break  # the last one read: what other processes stored is read below
+                    # Read again before the next: one with an earlier time may have been stored
                     # meanwhile, by this process or another.
-                    queue = await events.pending.queue(user_key)
+                    queue = await read_queue()
             finally:
                 await leases.release(user_key, owner)
-            # An event stored while we released the lease is ours to pick up: its sender saw
-            # our lease and left it to us.
-            queue = await events.pending.queue(user_key)
-            if await events.first_pending(queue, self.clock.now()) is None:
+            # An event stored while we held the lease is ours to pick up: its sender saw our
+            # lease and left it to us.
+            queue = await read_queue()
+            pending = await events.first_pending(queue, self.clock.now())
+            if pending is None and not self._again[user_key]:
                 return
-            acquired = await leases.acquire(user_key, owner, self.clock.now(), LEASE_TTL)
 
     @contextlib.asynccontextmanager
     async def _renewing(self, user_key: str, owner: str) -> AsyncIterator[None]:
