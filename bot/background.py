@@ -11,9 +11,14 @@ from __future__ import annotations
 import asyncio
 
 
+def cancelling() -> bool:
+    """Whether the current task was asked to stop."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 def stop_if_cancelled() -> None:
     """Raise `CancelledError` when the current task was asked to stop (call it where a loop
     catches an error to retry)."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
+    if cancelling():
         raise asyncio.CancelledError

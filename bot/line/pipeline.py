@@ -29,7 +29,7 @@ from typing import Any
 from linebot.v3.messaging import Message
 from pymongo.errors import PyMongoError
 
-from bot.background import stop_if_cancelled
+from bot.background import cancelling, stop_if_cancelled
 from bot.clock import Clock
 from bot.line.client import LineClient
 from bot.line.incoming import EventHandler, Incoming, Kind, Location, TurnCommitted
@@ -219,9 +219,7 @@ class Pipeline:
             # An event stored after the task's last look at the queue (it gave up, or lost
             # the lease) gets a task of its own, as it would have without this one; a
             # cancelled task (shutdown) leaves it to the sweep.
-            again = self._again.pop(user_key, False)
-            task = asyncio.current_task()
-            if again and not (task is not None and task.cancelling()):
+            if self._again.pop(user_key, False) and not cancelling():
                 self.schedule([user_key])
 
     async def _process_user(self, user_key: str) -> None:
