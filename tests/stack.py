@@ -28,6 +28,8 @@ from bot.emulator.app import create_emulator_app
 from bot.line.client import RetryPolicy
 from bot.services import HandlerFactory, Services
 from bot.settings import Settings
+from bot.storage import Storage
+from bot.storage.db import Document
 from tests.conftest import make_env
 
 # Fast retries so fault tests do not wait on real back-off times.
@@ -185,6 +187,15 @@ async def menu_labels(stack: Stack, chat: Chat) -> list[str]:
     """The labels of the rich menu the user sees now."""
     menu = await stack.emulator("GET", f"/_emulator/users/{chat.user_id}/richmenu")
     return [area["action"]["label"] for area in menu["areas"]]
+
+
+async def unfinished_events(storage: Storage, user_keys: list[str]) -> list[Document]:
+    """The events of these users still queued, or whose handling failed."""
+    queued = await storage.pending_events.col.find({"user_key": {"$in": user_keys}}).to_list(None)
+    receipts = storage.inbound_events.col.find({"user_key": {"$in": user_keys}}, {"_id": 1})
+    endings = [f"{receipt['_id']}:end" async for receipt in receipts]
+    failed = storage.inbound_events.col.find({"_id": {"$in": endings}, "status": "failed"})
+    return queued + await failed.to_list(None)
 
 
 async def start_stack(

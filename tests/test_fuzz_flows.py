@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.stack import Chat, Stack, menu_labels, quick_labels
+from tests.stack import Chat, Stack, menu_labels, quick_labels, unfinished_events
 from tests.test_fuzz_webhooks import answers
 
 SEEDS = range(4)
@@ -180,9 +180,5 @@ async def test_random_walks_through_every_flow(stack: Stack) -> None:
         await walk.step("メニュー")
         assert "手続きの途中" not in chat.last_text, walk.log
         assert await storage.conversations.get(chat.user_id) is None, walk.log
-    left = await storage.inbound_events.col.find(  # other tests' events aside
-        {"status": {"$in": ["pending", "failed"]}, "user_key": {"$in": walkers}},
-        projection={"type": 1, "status": 1, "error": 1},
-    ).to_list(None)
-    assert left == []
+    assert await unfinished_events(storage, walkers) == []
     print(f"flow walks: {len(SEEDS)} residents, {steps} random steps")

@@ -112,7 +112,7 @@ async def handled_by_a_process_that_dies(
     assert await storage.leases.acquire(chat.user_id, "dying", stack.clock.now(), LEASE_TTL)
     await chat._control(action, body)
     await stack.wait_idle()
-    stored = await storage.inbound_events.next_pending(chat.user_id, stack.clock.now())
+    stored = await storage.inbound_events.next_pending(chat.user_id)
     assert stored is not None
     incoming = to_incoming(storage.inbound_events.event_of(stored))
     assert incoming is not None and isinstance(pipeline.handler, Router)

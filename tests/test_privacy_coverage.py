@@ -183,7 +183,7 @@ async def test_delete_person_leaves_nothing_of_the_person_and_everything_of_othe
     before = await where_user_appears(storage, person)
     assert {"stats_ledger", "premium_decisions"} <= set(before)  # the stores' inner collections
     others_before = await where_user_appears(storage, other)
-    pending = await storage.inbound_events.next_pending(person, clock.now())
+    pending = await storage.inbound_events.next_pending(person)
     assert pending is not None
     counters = await storage.registrations.counters.current("registration:042056")
 
@@ -208,7 +208,7 @@ async def test_events_queued_behind_the_request_stay_to_be_handled(storage: Stor
     clock = Clock()
     person = new_user_id()
     await fill(storage, clock, person)  # one event handled, one pending (the request)
-    request = await storage.inbound_events.next_pending(person, clock.now())
+    request = await storage.inbound_events.next_pending(person)
     assert request is not None
     later = {
         "webhookEventId": f"E{uuid.uuid4().hex}",
@@ -221,7 +221,7 @@ async def test_events_queued_behind_the_request_stay_to_be_handled(storage: Stor
 
     await delete_person(storage, person, handling=str(request["_id"]))
 
-    left = await storage.inbound_events.next_pending(person, clock.now())
+    left = await storage.inbound_events.next_pending(person)
     assert left is not None and left["_id"] == later["webhookEventId"]
     assert await storage.inbound_events.get(str(request["_id"])) is None
 

@@ -35,6 +35,7 @@ from bot.line.client import LineClient
 from bot.line.incoming import EventHandler, Incoming, Kind, Location, TurnCommitted
 from bot.storage import Storage
 from bot.storage.db import Document
+from bot.storage.events import is_redelivery
 
 log = logging.getLogger("bot.pipeline")
 
@@ -182,7 +183,7 @@ class Pipeline:
                 users.append(user_key)
             else:
                 log.info("duplicate event ignored", extra={"event_id": event["webhookEventId"]})
-                if _is_redelivery(event):
+                if is_redelivery(event):
                     # Stored by a delivery that then failed (or whose process died): it may
                     # still be pending, and this redelivery is the moment to pick it up.
                     users.append(user_key)
@@ -258,8 +259,8 @@ class Pipeline:
             return await events.pending.queue(user_key)
 
         while True:
-            # The queue is read while the lease is being taken, to save a round trip: an entry
-            # the lease's previous holder finished meanwhile reads as finished when reached.
+            # The queue is read while the lease is being taken, to save a round trip: an event
+            # the lease's previous holder handled meanwhile is gone when read again.
             acquired, queue = await asyncio.gather(
                 leases.acquire(user_key, owner, self.clock.now(), LEASE_TTL), read_queue()
             )
@@ -267,7 +268,7 @@ class Pipeline:
                 return  # the holder picks up what is queued (below)
             held_at = self.clock.now()
             try:
-                while (event := await events.first_pending(queue, self.clock.now())) is not None:
+                while (event := await events.first_pending(queue)) is not None:
                     # A slot per event, not per queue: a user who writes again at once does
                     # not keep it while others wait.
                     async with self._slots:
@@ -292,7 +293,7 @@ class Pipeline:
             # An event stored while we held the lease is ours to pick up: its sender saw our
             # lease and left it to us.
             queue = await read_queue()
-            pending = await events.first_pending(queue, self.clock.now())
+            pending = await events.first_pending(queue)
             if pending is None and not self._again[user_key]:
                 return
 
@@ -411,11 +412,6 @@ class Pipeline:
             except PyMongoError as exc:
                 stop_if_cancelled()
                 log.warning("sweep skipped: database away", extra={"error": type(exc).__name__})
-
-
-def _is_redelivery(event: dict[str, Any]) -> bool:
-    context = event.get("deliveryContext")
-    return isinstance(context, dict) and context.get("isRedelivery") is True
 
 
 def _type(event: Any) -> str:

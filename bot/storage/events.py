@@ -1,25 +1,33 @@
 """Inbound webhook events: each `webhookEventId` stored once, handled once, per user in order.
 
-Two collections: `inbound_events` keeps every event for three days (its `_id` is what makes a
-redelivery a no-op), and `pending_events` holds one small document per event not handled yet:
-the queue that the per-user lookups and the sweep read. On FerretDB a filter on anything but
-`_id` reads the whole collection, so a lookup among all kept events grew with traffic (the soak
-run measured 144 ms a lookup at 2,200 kept events, twice per event); the queue stays as small as
-the backlog. A queue entry is written with its event and removed after the event is finished.
-The lookup removes an entry whose event is finished (the process died before removing it) or
-missing for over `ORPHAN_AFTER` (storing it failed), and stops at one whose event is missing
-but young: it is being stored, and the user's later events must wait for it.
+Two collections, so that handling an event touches only small ones:
+- `pending_events` holds each event not handled yet, with all its handling needs (the LINE
+  event, the replies recorded before sending): the queue that the per-user lookups and the
+  sweep read. It stays as small as the backlog; an event leaves it once handled.
+- `inbound_events` keeps every event's id for three days, and is only ever inserted into while
+  events are handled: the receipt (`_id` = `webhookEventId`, so a redelivery is a no-op) and,
+  once handled, the ending (`<id>:end`, its status; no personal data).
+
+On FerretDB every filter, even one on `_id`, reads the whole collection: reading and updating
+events where all of three days' events are kept made each turn dearer with the traffic (the
+soak run measured 144 ms a lookup at 2,200 kept events; the chat benchmark's FerretDB spent most
+of its time there). An insert checks the unique `_id` through its index.
+
+A delivery of an event whose receipt is there already queues it again only when it is still
+queued (the same `_id`) or when its earlier delivery never queued it (storing failed). The
+ending tells the two apart: it is read for an event queued by a repeated delivery (`check`) and
+for one whose handling was cut short after it got as far as a reply (`replies_tried`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -28,16 +36,35 @@ from bot.storage.db import Document
 
 # Long enough to absorb LINE's redeliveries (they stop well within a day).
 KEEP_EVENTS = timedelta(days=3)
-# A queue entry without its event this long after it was written lost its event to a crash.
-ORPHAN_AFTER = timedelta(minutes=1)
 QUEUE_ORDER = [("ts", ASCENDING), ("received_at", ASCENDING), ("_id", ASCENDING)]
 
 
+def is_redelivery(event: dict[str, Any]) -> bool:
+    """LINE sent this event before (webhook redelivery, for a delivery that failed)."""
+    context = event.get("deliveryContext")
+    return isinstance(context, dict) and context.get("isRedelivery") is True
+
+
+def _ending_id(event_id: str) -> str:
+    return f"{event_id}:end"
+
+
+async def _insert(col: AsyncCollection[Document], document: Document) -> bool:
+    """False when a document with this `_id` is there already."""
+    try:
+        await col.insert_one(document)
+    except DuplicateKeyError:
+        return False
+    return True
+
+
 class PendingEvents(Store):
-    """The queue of events not handled yet: `{_id: webhookEventId, user_key, ts, received_at}`."""
+    """The events not handled yet: `{_id: webhookEventId, user_key, ts, received_at, type,
+    event, status: "pending"}`, plus `replies_tried`/`replies` once a reply was recorded and
+    `check` when a repeated delivery queued it (see the module doc)."""
 
     collection_name = "pending_events"
-    expires = True  # an entry nobody removed goes with its event
+    expires = True  # an event nobody handled goes after KEEP_EVENTS
     personal_data = True
 
     def indexes(self) -> list[IndexModel]:
@@ -46,19 +73,11 @@ class PendingEvents(Store):
             IndexModel([("received_at", ASCENDING)], name="by_age"),
         ]
 
-    async def add(self, event_id: str, user_key: str, ts: int, now: datetime) -> None:
-        doc = {
-            "_id": event_id,
-            "user_key": user_key,
-            "ts": ts,
-            "received_at": now,
-            "expires_at": now + KEEP_EVENTS,
-        }
-        with contextlib.suppress(DuplicateKeyError):  # a redelivery of a queued event
-            await self.col.insert_one(doc)
-
     async def queue(self, user_key: str) -> list[Document]:
         return await self.col.find({"user_key": user_key}, sort=QUEUE_ORDER).to_list(None)
+
+    async def get(self, event_id: str) -> Document | None:
+        return await self.col.find_one({"_id": event_id})
 
     async def remove(self, event_id: str) -> None:
         await self.col.delete_one({"_id": event_id})
@@ -71,7 +90,8 @@ class PendingEvents(Store):
         return list({doc["user_key"] async for doc in cursor})
 
     async def delete_for_user(self, user_id: str, *, handling: str = "") -> int:
-        """Only the entry of `handling`: the events queued behind it are handled next."""
+        """Only `handling`, the event being handled now: the events queued behind it came after
+        the request and are handled next as new messages."""
         if not handling:
             return 0
         result = await self.col.delete_one({"_id": handling, "user_key": user_id})
@@ -79,9 +99,11 @@ class PendingEvents(Store):
 
 
 class InboundEvents(Store):
+    """Every event's receipt and ending (see the module doc); `pending` is the queue."""
+
     collection_name = "inbound_events"
     expires = True
-    personal_data = True
+    personal_data = True  # a receipt names the user
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         super().__init__(db)
@@ -91,7 +113,7 @@ class InboundEvents(Store):
         return [IndexModel([("user_key", ASCENDING)], name="by_user")]
 
     async def add(self, event: dict[str, Any], user_key: str, now: datetime) -> bool:
-        """Store a new event; False when this `webhookEventId` was seen before.
+        """Store and queue a new event; False when this `webhookEventId` was seen before.
 
         The event is kept as JSON text: a field LINE adds one day (a key with '.' or '$',
         nested arrays, a number beyond 64 bits) must not make the database refuse the
@@ -99,7 +121,14 @@ class InboundEvents(Store):
         ts = event.get("timestamp")
         ts = ts if type(ts) is int and -(2**63) <= ts < 2**63 else 0
         event_id = event["webhookEventId"]
-        document: Document = {
+        expires_at = now + KEEP_EVENTS
+        receipt: Document = {
+            "_id": event_id,
+            "user_key": user_key,
+            "received_at": now,
+            "expires_at": expires_at,
+        }
+        queued: Document = {
             "_id": event_id,
             "user_key": user_key,
             "ts": ts,
@@ -107,92 +136,99 @@ class InboundEvents(Store):
             "event": json.dumps(event, ensure_ascii=False),
             "status": "pending",
             "received_at": now,
-            "expires_at": now + KEEP_EVENTS,
+            "expires_at": expires_at,
         }
-
-        async def store() -> bool:
-            try:
-                await self.col.insert_one(document)
-            except DuplicateKeyError:
-                return False
-            return True
-
-        # Queued and stored at once (one round trip of waiting, not two). Every delivery queues,
-        # a redelivery too: an event stored while its queue entry failed (the webhook then
-        # answered 503) is queued by LINE's redelivery; a handled event's new entry is removed
-        # by the next lookup.
-        _, stored = await asyncio.gather(self.pending.add(event_id, user_key, ts, now), store())
-        return stored
+        if is_redelivery(event):
+            queued["check"] = True
+        # Both at once (one round trip of waiting, not two). Every delivery queues: an event
+        # whose receipt was stored while queueing it failed (the webhook then answered 503) is
+        # queued by LINE's redelivery; one handled already is dropped by the lookup (`check`).
+        new, requeued = await asyncio.gather(
+            _insert(self.col, receipt), _insert(self.pending.col, queued)
+        )
+        if not new and requeued and "check" not in queued:
+            # Seen before, yet not sent as a redelivery (LINE flags every one): have the lookup
+            # read the ending before handling it, as for a redelivery.
+            await self.pending.col.update_one({"_id": event_id}, {"$set": {"check": True}})
+        return new
 
     @staticmethod
     def event_of(stored: Document) -> dict[str, Any]:
-        """The LINE event of a stored document ({} once finished)."""
+        """The LINE event of a queued event."""
         raw = stored.get("event")
-        if isinstance(raw, str):
-            event = json.loads(raw)
-            return event if isinstance(event, dict) else {}
-        return raw if isinstance(raw, dict) else {}  # stored before events were kept as text
+        event = json.loads(raw) if isinstance(raw, str) else None
+        return event if isinstance(event, dict) else {}
 
-    async def first_pending(self, queue: list[Document], now: datetime) -> Document | None:
-        """The first event of a queue (`PendingEvents.queue`) not handled yet (see the module
-        doc for stray entries)."""
+    async def first_pending(self, queue: list[Document]) -> Document | None:
+        """The first event of a queue (`PendingEvents.queue`) not handled yet."""
         for entry in queue:
-            stored = await self.col.find_one({"_id": entry["_id"]})
-            if stored is not None and stored.get("status") == "pending":
-                return stored
-            if stored is not None or entry["received_at"] < now - ORPHAN_AFTER:
-                await self.pending.remove(entry["_id"])
-            else:
-                # Its event is being stored: nothing after it may go first. Its delivery's own
-                # handling comes once it is stored (or LINE redelivers it, if storing failed).
-                return None
+            # Read again: the lease's previous holder may have handled it since the queue was read.
+            stored = await self.pending.get(entry["_id"])
+            if stored is None:
+                continue
+            if (stored.get("check") or stored.get("replies_tried")) and await self.ended(
+                str(stored["_id"])
+            ):
+                await self.pending.remove(stored["_id"])  # handled; its removal was cut short
+                continue
+            return stored
         return None
 
-    async def next_pending(self, user_key: str, now: datetime) -> Document | None:
+    async def next_pending(self, user_key: str) -> Document | None:
         """The user's oldest event not handled yet."""
-        return await self.first_pending(await self.pending.queue(user_key), now)
+        return await self.first_pending(await self.pending.queue(user_key))
+
+    async def ended(self, event_id: str) -> bool:
+        return await self.col.find_one({"_id": _ending_id(event_id)}, {"_id": 1}) is not None
 
     async def mark_reply(self, event_id: str, n: int, messages: list[dict[str, Any]]) -> None:
         """Remember reply `n` to this event just before it is sent: that it was tried, and what
         it said, so an attempt after a crash can resend it once (the turn is not run twice)."""
         text = json.dumps(messages, ensure_ascii=False)
-        await self.col.update_one(
+        await self.pending.col.update_one(
             {"_id": event_id}, {"$set": {"replies_tried": n, f"replies.{n}": text}}
         )
 
     @staticmethod
     def replies_of(stored: Document) -> dict[int, list[dict[str, Any]]]:
-        """The replies `mark_reply` recorded on a stored event, by number."""
+        """The replies `mark_reply` recorded on a queued event, by number."""
         raw = stored.get("replies")
         if not isinstance(raw, dict):
             return {}
         return {int(n): json.loads(text) for n, text in raw.items() if str(n).isdigit()}
 
     async def finish(self, event_id: str, status: str, now: datetime, error: str = "") -> None:
-        # What the resident typed, and what we answered, is dropped once the event is handled.
-        # Filtered by `_id` alone: FerretDB reads the whole collection for any other filter.
-        update: Document = {
-            "$set": {"status": status, "done_at": now},
-            "$unset": {"event": "", "replies": ""},
+        """The event is handled: its ending is stored, then it leaves the queue, and with it
+        what the resident typed and what we answered."""
+        ending: Document = {
+            "_id": _ending_id(event_id),
+            "status": status,
+            "done_at": now,
+            "expires_at": now + KEEP_EVENTS,
         }
         if error:
-            update["$set"]["error"] = error
-        await self.col.update_one({"_id": event_id}, update)
+            ending["error"] = error
+        await _insert(self.col, ending)  # there already: an earlier attempt got this far
         await self.pending.remove(event_id)
 
     async def get(self, event_id: str) -> Document | None:
-        return await self.col.find_one({"_id": event_id})
+        """Where an event stands: queued (`status` pending), ended (its ending's `status`), or
+        received but never queued (`status` received); None when never seen (or removed)."""
+        queued = await self.pending.get(event_id)
+        if queued is not None:
+            return queued
+        ending = await self.col.find_one({"_id": _ending_id(event_id)})
+        if ending is not None:
+            return {**ending, "_id": event_id}
+        receipt = await self.col.find_one({"_id": event_id})
+        return None if receipt is None else {**receipt, "status": "received"}
 
     async def delete_for_user(self, user_id: str, *, handling: str = "") -> int:
-        """The user's events (data deletion), and `handling`, the event being handled now.
-
-        Events still waiting behind the one being handled stay: they came after the request and
-        are handled next as new messages.
-        """
-        query: Document = {"user_key": user_id, "status": {"$ne": "pending"}}
-        if handling:
-            query = {
-                "user_key": user_id,
-                "$or": [{"status": {"$ne": "pending"}}, {"_id": handling}],
-            }
+        """The user's receipts (data deletion), but those of events still queued behind
+        `handling`, the event being handled now: they came after the request and are handled
+        next as new messages. Endings name nobody."""
+        behind = [e["_id"] for e in await self.pending.queue(user_id) if e["_id"] != handling]
+        query: Document = {"user_key": user_id}
+        if behind:
+            query["_id"] = {"$nin": behind}
         return (await self.col.delete_many(query)).deleted_count
