@@ -51,3 +51,30 @@ async def test_a_holder_that_was_taken_over_cannot_renew(storage: Storage) -> No
     now = Clock().now()
     assert await storage.leases.acquire(name, "fast", now, timedelta(seconds=60))
     assert not await storage.leases.acquire(name, "slow", now, timedelta(seconds=60))
+
+
+async def test_a_read_alongside_the_taking_runs_only_once_the_lease_is_open(
+    storage: Storage,
+) -> None:
+    name = f"then-{uuid.uuid4().hex}"
+    now, ttl = Clock().now(), timedelta(seconds=60)
+    reads: list[str] = []
+
+    async def read() -> str:
+        reads.append("read")
+        return "seen"
+
+    assert await storage.leases.acquire_then(name, "first", now, ttl, read) == (True, "seen")
+    # Held: the other owner neither takes it nor reads.
+    assert await storage.leases.acquire_then(name, "second", now, ttl, read) == (False, None)
+    assert reads == ["read"]
+    # Racing owners once it is let go: one takes it, and only the winner gets its read back.
+    await storage.leases.release(name, "first")
+    owners = [uuid.uuid4().hex for _ in range(10)]
+    results = await asyncio.gather(
+        *(storage.leases.acquire_then(name, o, now, ttl, read) for o in owners)
+    )
+    assert sorted(results, key=lambda r: r[0]) == [(False, None)] * 9 + [(True, "seen")]
+    # Over an expired holder, a new owner takes it and reads.
+    later = now + timedelta(minutes=5)
+    assert await storage.leases.acquire_then(name, "third", later, ttl, read) == (True, "seen")

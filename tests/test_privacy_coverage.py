@@ -140,7 +140,7 @@ async def fill(storage: Storage, clock: Clock, user_id: str) -> None:
         }
         assert await storage.inbound_events.add(event, user_id, now)
         if status == "done":
-            await storage.inbound_events.finish(event_id, "done", now)
+            await storage.inbound_events.finish(event_id, user_id, "done", now)
 
 
 async def fill_activities(

@@ -259,12 +259,12 @@ class Pipeline:
             return await events.pending.queue(user_key)
 
         while True:
-            # The queue is read while the lease is being taken, to save a round trip: an event
-            # the lease's previous holder handled meanwhile is gone when read again.
-            acquired, queue = await asyncio.gather(
-                leases.acquire(user_key, owner, self.clock.now(), LEASE_TTL), read_queue()
+            # The queue is read while the lease is being taken (a round trip saved), once it
+            # is seen free: what its previous holder handled has left the queue by then.
+            acquired, queue = await leases.acquire_then(
+                user_key, owner, self.clock.now(), LEASE_TTL, read_queue
             )
-            if not acquired:
+            if not acquired or queue is None:
                 return  # the holder picks up what is queued (below)
             held_at = self.clock.now()
             try:
@@ -318,16 +318,16 @@ class Pipeline:
                 await task
 
     async def _handle(self, stored: dict[str, Any]) -> None:
-        event_id = str(stored["_id"])
+        event_id, user_key = str(stored["_id"]), str(stored["user_key"])
         event = self.storage.inbound_events.event_of(stored)
         events = self.storage.inbound_events
         if event.get("mode") == "standby":
-            await events.finish(event_id, "skipped", self.clock.now())
+            await events.finish(event_id, user_key, "skipped", self.clock.now())
             return
         incoming = to_incoming(event)
         if incoming is None:
             log.info("event type not handled", extra={"event_id": event_id, "type": _type(event)})
-            await events.finish(event_id, "ignored", self.clock.now())
+            await events.finish(event_id, user_key, "ignored", self.clock.now())
             return
         tried = _int(stored.get("replies_tried"))
         replies = 0
@@ -354,10 +354,10 @@ class Pipeline:
             raise  # not the handler's fault: the event stays pending and is retried
         except Exception as exc:
             log.exception("event handler failed", extra={"event_id": event_id})
-            await events.finish(event_id, "failed", self.clock.now(), type(exc).__name__)
+            await events.finish(event_id, user_key, "failed", self.clock.now(), type(exc).__name__)
             return
         self._unsent.pop(event_id, None)
-        await events.finish(event_id, "done", self.clock.now())
+        await events.finish(event_id, user_key, "done", self.clock.now())
 
     async def _send_reply(
         self,
@@ -379,7 +379,10 @@ class Pipeline:
         else:
             try:
                 await self.storage.inbound_events.mark_reply(
-                    event_id, n, [message.to_dict() for message in messages]
+                    event_id,
+                    str(stored["user_key"]),
+                    n,
+                    [message.to_dict() for message in messages],
                 )
             except PyMongoError:
                 # Not sent: kept for a retry that finds this turn committed.

@@ -79,8 +79,9 @@ class PendingEvents(Store):
     async def get(self, event_id: str) -> Document | None:
         return await self.col.find_one({"_id": event_id})
 
-    async def remove(self, event_id: str) -> None:
-        await self.col.delete_one({"_id": event_id})
+    async def remove(self, event_id: str, user_key: str) -> None:
+        # With the user in the filter, a sharded cluster asks one shard (docs/SCALING.md).
+        await self.col.delete_one({"_id": event_id, "user_key": user_key})
 
     async def stale_user_keys(self, older_than: datetime, limit: int = 100) -> list[str]:
         """Users with events left waiting (a process died mid-way), for the sweep."""
@@ -148,8 +149,11 @@ class InboundEvents(Store):
         )
         if not new and requeued and "check" not in queued:
             # Seen before, yet not sent as a redelivery (LINE flags every one): have the lookup
-            # read the ending before handling it, as for a redelivery.
-            await self.pending.col.update_one({"_id": event_id}, {"$set": {"check": True}})
+            # read the ending before handling it, as for a redelivery. (A task that reads it
+            # before this update handles it as new: only for a repeat LINE never sends.)
+            await self.pending.col.update_one(
+                {"_id": event_id, "user_key": user_key}, {"$set": {"check": True}}
+            )
         return new
 
     @staticmethod
@@ -160,16 +164,13 @@ class InboundEvents(Store):
         return event if isinstance(event, dict) else {}
 
     async def first_pending(self, queue: list[Document]) -> Document | None:
-        """The first event of a queue (`PendingEvents.queue`) not handled yet."""
-        for entry in queue:
-            # Read again: the lease's previous holder may have handled it since the queue was read.
-            stored = await self.pending.get(entry["_id"])
-            if stored is None:
-                continue
-            if (stored.get("check") or stored.get("replies_tried")) and await self.ended(
-                str(stored["_id"])
-            ):
-                await self.pending.remove(stored["_id"])  # handled; its removal was cut short
+        """The first event not handled yet of a queue (`PendingEvents.queue`) read while
+        holding the user's lease (a handled event has left the queue before its lease is let
+        go; see the module doc for the ones that read their ending)."""
+        for stored in queue:
+            event_id, user_key = str(stored["_id"]), str(stored["user_key"])
+            if (stored.get("check") or stored.get("replies_tried")) and await self.ended(event_id):
+                await self.pending.remove(event_id, user_key)  # handled; its removal was cut short
                 continue
             return stored
         return None
@@ -181,12 +182,15 @@ class InboundEvents(Store):
     async def ended(self, event_id: str) -> bool:
         return await self.col.find_one({"_id": _ending_id(event_id)}, {"_id": 1}) is not None
 
-    async def mark_reply(self, event_id: str, n: int, messages: list[dict[str, Any]]) -> None:
+    async def mark_reply(
+        self, event_id: str, user_key: str, n: int, messages: list[dict[str, Any]]
+    ) -> None:
         """Remember reply `n` to this event just before it is sent: that it was tried, and what
         it said, so an attempt after a crash can resend it once (the turn is not run twice)."""
         text = json.dumps(messages, ensure_ascii=False)
         await self.pending.col.update_one(
-            {"_id": event_id}, {"$set": {"replies_tried": n, f"replies.{n}": text}}
+            {"_id": event_id, "user_key": user_key},
+            {"$set": {"replies_tried": n, f"replies.{n}": text}},
         )
 
     @staticmethod
@@ -197,7 +201,9 @@ class InboundEvents(Store):
             return {}
         return {int(n): json.loads(text) for n, text in raw.items() if str(n).isdigit()}
 
-    async def finish(self, event_id: str, status: str, now: datetime, error: str = "") -> None:
+    async def finish(
+        self, event_id: str, user_key: str, status: str, now: datetime, error: str = ""
+    ) -> None:
         """The event is handled: its ending is stored, then it leaves the queue, and with it
         what the resident typed and what we answered."""
         ending: Document = {
@@ -209,7 +215,7 @@ class InboundEvents(Store):
         if error:
             ending["error"] = error
         await _insert(self.col, ending)  # there already: an earlier attempt got this far
-        await self.pending.remove(event_id)
+        await self.pending.remove(event_id, user_key)
 
     async def get(self, event_id: str) -> Document | None:
         """Where an event stands: queued (`status` pending), ended (its ending's `status`), or

@@ -8,12 +8,24 @@ so two processes racing for the same lease can never both win.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from bot.storage.base import Store
+from bot.storage.db import Document
+
+T = TypeVar("T")
+
+
+def _open_to(latest: Document | None, owner: str, now: datetime) -> bool:
+    """`owner` may take a lease whose newest generation is `latest`: nobody holds it, `owner`
+    does, or its holder's time ran out."""
+    return latest is None or latest["owner"] == owner or latest["expires_at"] < now
 
 
 class Leases(Store):
@@ -26,7 +38,34 @@ class Leases(Store):
         return [IndexModel([("name", ASCENDING), ("seq", DESCENDING)], name="by_name")]
 
     async def acquire(self, name: str, owner: str, now: datetime, ttl: timedelta) -> bool:
-        latest = await self.col.find_one({"name": name}, sort=[("seq", DESCENDING)])
+        return await self._take(name, owner, now, ttl, await self._latest(name))
+
+    async def acquire_then(
+        self,
+        name: str,
+        owner: str,
+        now: datetime,
+        ttl: timedelta,
+        read: Callable[[], Awaitable[T]],
+    ) -> tuple[bool, T | None]:
+        """Take the lease and run `read` alongside: (taken, what `read` returned; None when not
+        taken). `read` starts once the lease is seen free (or ours), so it sees everything its
+        previous holder did before letting go."""
+        latest = await self._latest(name)
+        if not _open_to(latest, owner, now):
+            return False, None
+        taken, result = await asyncio.gather(self._take(name, owner, now, ttl, latest), read())
+        return taken, result if taken else None
+
+    async def _latest(self, name: str) -> Document | None:
+        return await self.col.find_one({"name": name}, sort=[("seq", DESCENDING)])
+
+    async def _take(
+        self, name: str, owner: str, now: datetime, ttl: timedelta, latest: Document | None
+    ) -> bool:
+        """Take the lease whose newest generation was read as `latest`."""
+        if not _open_to(latest, owner, now):
+            return False
         if latest is not None and latest["owner"] == owner:
             if latest["expires_at"] - now >= ttl / 2:
                 # Ours with half the TTL left: a takeover needs it expired, so nothing to write.
@@ -38,8 +77,6 @@ class Leases(Store):
             )
             newer = await self.col.find_one({"name": name, "seq": {"$gt": latest["seq"]}})
             return newer is None
-        if latest is not None and latest["expires_at"] >= now:
-            return False  # held by someone else
         seq = int(latest["seq"]) + 1 if latest is not None else 1
         try:
             await self.col.insert_one(
