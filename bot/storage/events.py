@@ -13,10 +13,11 @@ events where all of three days' events are kept made each turn dearer with the t
 soak run measured 144 ms a lookup at 2,200 kept events; the chat benchmark's FerretDB spent most
 of its time there). An insert checks the unique `_id` through its index.
 
-A delivery of an event whose receipt is there already queues it again only when it is still
-queued (the same `_id`) or when its earlier delivery never queued it (storing failed). The
-ending tells the two apart: it is read for an event queued by a repeated delivery (`check`) and
-for one whose handling was cut short after it got as far as a reply (`replies_tried`).
+A delivery of an event whose receipt is there already finds it still queued (the same `_id`:
+nothing to do) or queues it again: either it was handled, and its ending says so, or its
+earlier delivery never queued it (storing failed) and it is handled now. The lookup reads the
+ending for an event queued by a repeated delivery (`check`) and for one whose handling was cut
+short after it got as far as a reply (`replies_tried`), and drops it if it is there.
 """
 
 from __future__ import annotations
