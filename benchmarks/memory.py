@@ -97,10 +97,10 @@ async def run(run: Run) -> list[Row]:
         db = client["bench_memory"]
 
         async def prune() -> None:
-            # Handled events' endings and sent replies' retry keys, kept 3 days in production
-            # (the cleanup job), are dropped every second here: FerretDB scans a collection on
-            # every lookup, and 100,000 turns' worth would slow the turns down for hours. What
-            # is measured is the web process's memory, which they never were in.
+            # Sent replies' retry keys and handled events' endings, kept 3 days in production
+            # (the cleanup job), are dropped every second here, as in the runs this one is
+            # compared with (when turns still read events by `_id`, which FerretDB answers with
+            # a scan). What is measured is the web process's memory, which they never were in.
             await db["inbound_events"].delete_many({"status": "done"})
             await db["sends"].delete_many({"status": "sent"})
 

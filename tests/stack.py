@@ -190,12 +190,21 @@ async def menu_labels(stack: Stack, chat: Chat) -> list[str]:
 
 
 async def unfinished_events(storage: Storage, user_keys: list[str]) -> list[Document]:
-    """The events of these users still queued, or whose handling failed."""
+    """The events of these users still queued, whose handling failed, or that were received
+    and neither queued nor ended (lost)."""
     queued = await storage.pending_events.col.find({"user_key": {"$in": user_keys}}).to_list(None)
     receipts = storage.inbound_events.col.find({"user_key": {"$in": user_keys}}, {"_id": 1})
-    endings = [f"{receipt['_id']}:end" async for receipt in receipts]
-    failed = storage.inbound_events.col.find({"_id": {"$in": endings}, "status": "failed"})
-    return queued + await failed.to_list(None)
+    ids = [str(receipt["_id"]) async for receipt in receipts]
+    endings = {
+        str(doc["_id"]).removesuffix(":end"): doc
+        async for doc in storage.inbound_events.col.find(
+            {"_id": {"$in": [f"{i}:end" for i in ids]}}
+        )
+    }
+    waiting = {doc["_id"] for doc in queued}
+    failed = [doc for doc in endings.values() if doc["status"] == "failed"]
+    lost = [{"_id": i, "status": "lost"} for i in ids if i not in endings and i not in waiting]
+    return queued + failed + lost
 
 
 async def start_stack(

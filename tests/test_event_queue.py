@@ -79,6 +79,44 @@ async def test_an_event_ended_but_still_queued_is_not_handled_again(storage: Sto
     ]
 
 
+async def test_an_event_that_recorded_no_reply_ended_but_still_queued_is_dropped(
+    storage: Storage,
+) -> None:
+    """The state `finish` leaves when cut short between its ending and the unqueue (a crash,
+    or a removal that went through unanswered) for an event that sent nothing (an unfollow,
+    an event type not handled): marked, then ended, still queued."""
+    events, now = storage.inbound_events, Clock().now()
+    user = f"U{uuid.uuid4().hex}"
+    first, second = text_event(user), text_event(user)
+    second["timestamp"] += 1
+    assert await events.add(first, user, now)
+    assert await events.add(second, user, now)
+    snapshot = await storage.pending_events.get(first["webhookEventId"])
+    assert snapshot is not None and "check" not in snapshot and "replies_tried" not in snapshot
+    await events.finish(first["webhookEventId"], user, "ignored", now)
+    stored = await events.get(first["webhookEventId"])
+    assert stored is not None and stored["status"] == "ignored"
+    await storage.pending_events.col.insert_one({**snapshot, "check": True})
+
+    queued = await events.next_pending(user)
+    assert queued is not None and queued["_id"] == second["webhookEventId"]
+    assert [e["_id"] for e in await storage.pending_events.queue(user)] == [
+        second["webhookEventId"]
+    ]
+
+
+async def test_a_repeat_finding_its_event_still_queued_marks_it_to_check(storage: Storage) -> None:
+    """A repeat that arrives while the event is queued: the entry is read against the endings
+    before it is handled (the first delivery's own queueing may have been the one that failed)."""
+    events, now = storage.inbound_events, Clock().now()
+    user = f"U{uuid.uuid4().hex}"
+    event = text_event(user)
+    assert await events.add(event, user, now)
+    assert not await events.add(event, user, now)
+    queued = await events.next_pending(user)
+    assert queued is not None and queued.get("check") is True  # no ending: handled now
+
+
 async def test_a_user_s_receipts_go_but_events_queued_behind_stay(storage: Storage) -> None:
     events, now = storage.inbound_events, Clock().now()
     user = f"U{uuid.uuid4().hex}"

@@ -35,7 +35,6 @@ from bot.line.client import LineClient
 from bot.line.incoming import EventHandler, Incoming, Kind, Location, TurnCommitted
 from bot.storage import Storage
 from bot.storage.db import Document
-from bot.storage.events import is_redelivery
 
 log = logging.getLogger("bot.pipeline")
 
@@ -179,14 +178,12 @@ class Pipeline:
                 # A timeout may come after the insert went through: look for it anyway.
                 users.append(user_key)
                 raise
-            if stored:
-                users.append(user_key)
-            else:
-                log.info("duplicate event ignored", extra={"event_id": event["webhookEventId"]})
-                if is_redelivery(event):
-                    # Stored by a delivery that then failed (or whose process died): it may
-                    # still be pending, and this redelivery is the moment to pick it up.
-                    users.append(user_key)
+            if not stored:
+                # Stored by a delivery that then failed (or whose process died), it may still
+                # be waiting: this one is the moment to pick it up. Handled already, the
+                # lookup drops it again (`InboundEvents.add`).
+                log.info("duplicate event", extra={"event_id": event["webhookEventId"]})
+            users.append(user_key)
 
     def schedule(self, user_keys: Sequence[str]) -> None:
         for user_key in dict.fromkeys(user_keys):
@@ -264,8 +261,9 @@ class Pipeline:
             acquired, queue = await leases.acquire_then(
                 user_key, owner, self.clock.now(), LEASE_TTL, read_queue
             )
-            if not acquired or queue is None:
+            if not acquired:
                 return  # the holder picks up what is queued (below)
+            assert queue is not None  # read when the lease was taken
             held_at = self.clock.now()
             try:
                 while (event := await events.first_pending(queue)) is not None:
@@ -330,7 +328,9 @@ class Pipeline:
             await events.finish(event_id, user_key, "ignored", self.clock.now())
             return
         tried = _int(stored.get("replies_tried"))
-        replies = 0
+        replies = (
+            0  # numbered replies of this attempt, each recorded on the event before it is sent
+        )
 
         async def reply(messages: Sequence[Message]) -> None:
             nonlocal replies
@@ -348,16 +348,27 @@ class Pipeline:
                 n: [Message.from_dict(m) for m in messages]
                 for n, messages in (stored_replies | events.replies_of(stored)).items()
             }
-            for n, messages in sorted((recorded | self._unsent.pop(event_id, {})).items()):
+            resend = sorted((recorded | self._unsent.pop(event_id, {})).items())
+            for n, messages in resend:
                 await self._send_reply(stored, incoming.user_id, n, messages, n <= tried)
+            replies = len(resend)
         except PyMongoError:
             raise  # not the handler's fault: the event stays pending and is retried
         except Exception as exc:
             log.exception("event handler failed", extra={"event_id": event_id})
-            await events.finish(event_id, user_key, "failed", self.clock.now(), type(exc).__name__)
+            await events.finish(
+                event_id,
+                user_key,
+                "failed",
+                self.clock.now(),
+                type(exc).__name__,
+                marked=tried > 0 or replies > 0,
+            )
             return
         self._unsent.pop(event_id, None)
-        await events.finish(event_id, user_key, "done", self.clock.now())
+        await events.finish(
+            event_id, user_key, "done", self.clock.now(), marked=tried > 0 or replies > 0
+        )
 
     async def _send_reply(
         self,

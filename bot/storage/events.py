@@ -4,9 +4,9 @@ Two collections, so that handling an event touches only small ones:
 - `pending_events` holds each event not handled yet, with all its handling needs (the LINE
   event, the replies recorded before sending): the queue that the per-user lookups and the
   sweep read. It stays as small as the backlog; an event leaves it once handled.
-- `inbound_events` keeps every event's id for three days, and is only ever inserted into while
-  events are handled: the receipt (`_id` = `webhookEventId`, so a redelivery is a no-op) and,
-  once handled, the ending (`<id>:end`, its status; no personal data).
+- `inbound_events` keeps every event's id for three days, and a turn only inserts into it: the
+  receipt (`_id` = `webhookEventId`, so an event is stored once however often it is delivered)
+  and, once handled, the ending (`<id>:end`, its status; no personal data).
 
 On FerretDB every filter, even one on `_id`, reads the whole collection: reading and updating
 events where all of three days' events are kept made each turn dearer with the traffic (the
@@ -16,8 +16,9 @@ of its time there). An insert checks the unique `_id` through its index.
 A delivery of an event whose receipt is there already finds it still queued (the same `_id`:
 nothing to do) or queues it again: either it was handled, and its ending says so, or its
 earlier delivery never queued it (storing failed) and it is handled now. The lookup reads the
-ending for an event queued by a repeated delivery (`check`) and for one whose handling was cut
-short after it got as far as a reply (`replies_tried`), and drops it if it is there.
+ending for an event a repeated delivery queued or found queued (`check`), and for one whose
+handling may have got as far as its ending (`replies_tried`, or `check` set by `finish`), and
+drops it if it is there.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ KEEP_EVENTS = timedelta(days=3)
 QUEUE_ORDER = [("ts", ASCENDING), ("received_at", ASCENDING), ("_id", ASCENDING)]
 
 
-def is_redelivery(event: dict[str, Any]) -> bool:
+def _is_redelivery(event: dict[str, Any]) -> bool:
     """LINE sent this event before (webhook redelivery, for a delivery that failed)."""
     context = event.get("deliveryContext")
     return isinstance(context, dict) and context.get("isRedelivery") is True
@@ -101,7 +102,8 @@ class PendingEvents(Store):
 
 
 class InboundEvents(Store):
-    """Every event's receipt and ending (see the module doc); `pending` is the queue."""
+    """Every event's receipt and ending (see the module doc); `pending` is the queue, which
+    the methods here that take a queued event read and write."""
 
     collection_name = "inbound_events"
     expires = True
@@ -140,7 +142,7 @@ class InboundEvents(Store):
             "received_at": now,
             "expires_at": expires_at,
         }
-        if is_redelivery(event):
+        if _is_redelivery(event):
             queued["check"] = True
         # Both at once (one round trip of waiting, not two). Every delivery queues: an event
         # whose receipt was stored while queueing it failed (the webhook then answered 503) is
@@ -148,10 +150,12 @@ class InboundEvents(Store):
         new, requeued = await asyncio.gather(
             _insert(self.col, receipt), _insert(self.pending.col, queued)
         )
-        if not new and requeued and "check" not in queued:
-            # Seen before, yet not sent as a redelivery (LINE flags every one): have the lookup
-            # read the ending before handling it, as for a redelivery. (A task that reads it
-            # before this update handles it as new: only for a repeat LINE never sends.)
+        if not new and not (requeued and "check" in queued):
+            # Seen before: have the lookup read the ending before handling it, also when the
+            # delivery that queued it is not marked as a redelivery (a proxy's retry; LINE
+            # marks its own) or when this delivery found it queued already. A task that reads
+            # a repeat so queued before this update handles it again: only for an unmarked
+            # repeat of a handled event read in that instant.
             await self.pending.col.update_one(
                 {"_id": event_id, "user_key": user_key}, {"$set": {"check": True}}
             )
@@ -165,9 +169,9 @@ class InboundEvents(Store):
         return event if isinstance(event, dict) else {}
 
     async def first_pending(self, queue: list[Document]) -> Document | None:
-        """The first event not handled yet of a queue (`PendingEvents.queue`) read while
-        holding the user's lease (a handled event has left the queue before its lease is let
-        go; see the module doc for the ones that read their ending)."""
+        """The first event not handled yet of a queue (`PendingEvents.queue`). Only a queue read
+        while holding the user's lease is up to date: a handled event leaves the queue before
+        its lease is let go (see the module doc for the ones that read their ending)."""
         for stored in queue:
             event_id, user_key = str(stored["_id"]), str(stored["user_key"])
             if (stored.get("check") or stored.get("replies_tried")) and await self.ended(event_id):
@@ -203,10 +207,24 @@ class InboundEvents(Store):
         return {int(n): json.loads(text) for n, text in raw.items() if str(n).isdigit()}
 
     async def finish(
-        self, event_id: str, user_key: str, status: str, now: datetime, error: str = ""
+        self,
+        event_id: str,
+        user_key: str,
+        status: str,
+        now: datetime,
+        error: str = "",
+        *,
+        marked: bool = False,
     ) -> None:
         """The event is handled: its ending is stored, then it leaves the queue, and with it
-        what the resident typed and what we answered."""
+        what the resident typed and what we answered. `marked`: the queued event records a
+        reply already, so a lookup reads its ending; otherwise it is marked to, first, so that
+        an attempt after one cut short between the two writes (a crash, or a write that went
+        through unanswered) does not handle it again."""
+        if not marked:
+            await self.pending.col.update_one(
+                {"_id": event_id, "user_key": user_key}, {"$set": {"check": True}}
+            )
         ending: Document = {
             "_id": _ending_id(event_id),
             "status": status,

@@ -49,8 +49,8 @@ class Leases(Store):
         read: Callable[[], Awaitable[T]],
     ) -> tuple[bool, T | None]:
         """Take the lease and run `read` alongside: (taken, what `read` returned; None when not
-        taken). `read` starts once the lease is seen free (or ours), so it sees everything its
-        previous holder did before letting go."""
+        taken). `read` starts once the lease is seen free (or ours), so it sees everything a
+        previous holder did before letting go; one whose lease ran out may still be at work."""
         latest = await self._latest(name)
         if not _open_to(latest, owner, now):
             return False, None
