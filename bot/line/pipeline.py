@@ -328,9 +328,8 @@ class Pipeline:
             await events.finish(event_id, user_key, "ignored", self.clock.now())
             return
         tried = _int(stored.get("replies_tried"))
-        replies = (
-            0  # numbered replies of this attempt, each recorded on the event before it is sent
-        )
+        # Numbered replies of this attempt, each recorded on the event before it is sent.
+        replies = 0
 
         async def reply(messages: Sequence[Message]) -> None:
             nonlocal replies
