@@ -21,6 +21,24 @@ def text_event(user_id: str, *, redelivery: bool = False) -> dict[str, Any]:
     }
 
 
+async def two_queued(storage: Storage) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A user with two events queued, in that order: (user, first, second)."""
+    user = f"U{uuid.uuid4().hex}"
+    first, second = text_event(user), text_event(user)
+    second["timestamp"] += 1
+    for event in (first, second):
+        assert await storage.inbound_events.add(event, user, Clock().now())
+    return user, first, second
+
+
+async def only_left(storage: Storage, user: str, event: dict[str, Any]) -> None:
+    """`event` is the user's next and only queued event: the lookup dropped the one before."""
+    queued = await storage.inbound_events.next_pending(user)
+    assert queued is not None and queued["_id"] == event["webhookEventId"]
+    queue = await storage.pending_events.queue(user)
+    assert [e["_id"] for e in queue] == [event["webhookEventId"]]
+
+
 async def test_a_repeat_of_a_handled_event_is_dropped_unhandled(storage: Storage) -> None:
     events, now = storage.inbound_events, Clock().now()
     user = f"U{uuid.uuid4().hex}"
@@ -59,11 +77,7 @@ async def test_a_redelivery_of_an_event_never_queued_is_handled(storage: Storage
 async def test_an_event_ended_but_still_queued_is_not_handled_again(storage: Storage) -> None:
     """A crash between storing the ending and leaving the queue, after a reply was recorded."""
     events, now = storage.inbound_events, Clock().now()
-    user = f"U{uuid.uuid4().hex}"
-    first, second = text_event(user), text_event(user)
-    second["timestamp"] += 1
-    assert await events.add(first, user, now)
-    assert await events.add(second, user, now)
+    user, first, second = await two_queued(storage)
     await events.mark_reply(first["webhookEventId"], user, 1, [{"type": "text", "text": "はい"}])
     cut_short = await storage.pending_events.get(first["webhookEventId"])
     assert cut_short is not None and events.replies_of(cut_short) == {
@@ -72,11 +86,7 @@ async def test_an_event_ended_but_still_queued_is_not_handled_again(storage: Sto
     await events.finish(first["webhookEventId"], user, "done", now)
     await storage.pending_events.col.insert_one(cut_short)  # as if its removal never happened
 
-    queued = await events.next_pending(user)
-    assert queued is not None and queued["_id"] == second["webhookEventId"]
-    assert [e["_id"] for e in await storage.pending_events.queue(user)] == [
-        second["webhookEventId"]
-    ]
+    await only_left(storage, user, second)
 
 
 async def test_an_event_that_recorded_no_reply_ended_but_still_queued_is_dropped(
@@ -86,11 +96,7 @@ async def test_an_event_that_recorded_no_reply_ended_but_still_queued_is_dropped
     or a removal that went through unanswered) for an event that sent nothing (an unfollow,
     an event type not handled): marked, then ended, still queued."""
     events, now = storage.inbound_events, Clock().now()
-    user = f"U{uuid.uuid4().hex}"
-    first, second = text_event(user), text_event(user)
-    second["timestamp"] += 1
-    assert await events.add(first, user, now)
-    assert await events.add(second, user, now)
+    user, first, second = await two_queued(storage)
     snapshot = await storage.pending_events.get(first["webhookEventId"])
     assert snapshot is not None and "check" not in snapshot and "replies_tried" not in snapshot
     await events.finish(first["webhookEventId"], user, "ignored", now)
@@ -98,11 +104,7 @@ async def test_an_event_that_recorded_no_reply_ended_but_still_queued_is_dropped
     assert stored is not None and stored["status"] == "ignored"
     await storage.pending_events.col.insert_one({**snapshot, "check": True})
 
-    queued = await events.next_pending(user)
-    assert queued is not None and queued["_id"] == second["webhookEventId"]
-    assert [e["_id"] for e in await storage.pending_events.queue(user)] == [
-        second["webhookEventId"]
-    ]
+    await only_left(storage, user, second)
 
 
 async def test_a_repeat_finding_its_event_still_queued_marks_it_to_check(storage: Storage) -> None:

@@ -336,6 +336,7 @@ class Pipeline:
             replies += 1
             await self._send_reply(stored, incoming.user_id, replies, messages, replies <= tried)
 
+        status, error = "done", ""
         try:
             await self.handler(incoming, reply)
         except TurnCommitted as committed:
@@ -355,18 +356,10 @@ class Pipeline:
             raise  # not the handler's fault: the event stays pending and is retried
         except Exception as exc:
             log.exception("event handler failed", extra={"event_id": event_id})
-            await events.finish(
-                event_id,
-                user_key,
-                "failed",
-                self.clock.now(),
-                type(exc).__name__,
-                marked=tried > 0 or replies > 0,
-            )
-            return
+            status, error = "failed", type(exc).__name__
         self._unsent.pop(event_id, None)
         await events.finish(
-            event_id, user_key, "done", self.clock.now(), marked=tried > 0 or replies > 0
+            event_id, user_key, status, self.clock.now(), error, marked=tried > 0 or replies > 0
         )
 
     async def _send_reply(

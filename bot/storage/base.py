@@ -8,7 +8,7 @@ from typing import ClassVar
 from pymongo import IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from bot.storage.db import Document
 
@@ -46,6 +46,14 @@ class Store:
         for index in wanted:
             if index.document["name"] not in existing:
                 await self.col.create_indexes([index])
+
+    async def insert_if_new(self, doc: Document) -> bool:
+        """Insert a document; False when its `_id` was taken already."""
+        try:
+            await self.col.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
 
     async def insert_new(self, docs: list[Document]) -> set[str]:
         """Insert, in one round trip, the documents whose `_id` is free; the `_id`s that were

@@ -29,9 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from bot.storage.base import Store
 from bot.storage.db import Document
@@ -49,15 +47,6 @@ def _is_redelivery(event: dict[str, Any]) -> bool:
 
 def _ending_id(event_id: str) -> str:
     return f"{event_id}:end"
-
-
-async def _insert(col: AsyncCollection[Document], document: Document) -> bool:
-    """False when a document with this `_id` is there already."""
-    try:
-        await col.insert_one(document)
-    except DuplicateKeyError:
-        return False
-    return True
 
 
 class PendingEvents(Store):
@@ -148,7 +137,7 @@ class InboundEvents(Store):
         # whose receipt was stored while queueing it failed (the webhook then answered 503) is
         # queued by LINE's redelivery; one handled already is dropped by the lookup (`check`).
         new, requeued = await asyncio.gather(
-            _insert(self.col, receipt), _insert(self.pending.col, queued)
+            self.insert_if_new(receipt), self.pending.insert_if_new(queued)
         )
         if not new and not (requeued and "check" in queued):
             # Seen before: have the lookup read the ending before handling it, also when the
@@ -233,7 +222,7 @@ class InboundEvents(Store):
         }
         if error:
             ending["error"] = error
-        await _insert(self.col, ending)  # there already: an earlier attempt got this far
+        await self.insert_if_new(ending)  # False: an earlier attempt got this far
         await self.pending.remove(event_id, user_key)
 
     async def get(self, event_id: str) -> Document | None:

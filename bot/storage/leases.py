@@ -38,7 +38,8 @@ class Leases(Store):
         return [IndexModel([("name", ASCENDING), ("seq", DESCENDING)], name="by_name")]
 
     async def acquire(self, name: str, owner: str, now: datetime, ttl: timedelta) -> bool:
-        return await self._take(name, owner, now, ttl, await self._latest(name))
+        latest = await self._latest(name)
+        return _open_to(latest, owner, now) and await self._take(name, owner, now, ttl, latest)
 
     async def acquire_then(
         self,
@@ -63,9 +64,7 @@ class Leases(Store):
     async def _take(
         self, name: str, owner: str, now: datetime, ttl: timedelta, latest: Document | None
     ) -> bool:
-        """Take the lease whose newest generation was read as `latest`."""
-        if not _open_to(latest, owner, now):
-            return False
+        """Take the lease, open to `owner`, whose newest generation was read as `latest`."""
         if latest is not None and latest["owner"] == owner:
             if latest["expires_at"] - now >= ttl / 2:
                 # Ours with half the TTL left: a takeover needs it expired, so nothing to write.

@@ -72,11 +72,7 @@ class PremiumDecisions(Store):
 
     async def claim(self, decision: Document) -> bool:
         """Insert the decision; False when the application was decided already."""
-        try:
-            await self.col.insert_one(decision)
-        except DuplicateKeyError:
-            return False
-        return True
+        return await self.insert_if_new(decision)
 
     async def get(self, application_id: ObjectId) -> Document | None:
         return await self.col.find_one({"_id": application_id})
