@@ -6,8 +6,9 @@ POSTs it to the bot), then waits on its inbox for the reply; the latency is the 
 delivery time of the first reply message minus the moment the text was sent. The same load runs
 against the baseline (`benchmarks.echo_bot`, the SDK's aiohttp echo example), against the same
 echo bot inserting each event into the database before it replies (the floor: what storing an
-event before answering LINE costs alone), and against ours (`python -m bot serve` with its
-database), each behind a fresh emulator process.
+event before answering LINE costs alone), against it also inserting each reply before sending it
+(the floor of exactly once: no bot that sends each reply once across crashes writes less), and
+against ours (`python -m bot serve` with its database), each behind a fresh emulator process.
 
 Targets: our throughput ≥ 0.5× the baseline's and our p99 ≤ 3× the baseline's, at each
 concurrency.
@@ -22,6 +23,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from benchmarks.common import (
     Emulator,
@@ -34,6 +36,9 @@ from benchmarks.common import (
     verdict,
 )
 from bot.devdb import free_port, wait_http
+
+# The echo bot's writes before it replies (`benchmarks.echo_bot`).
+Floor = Literal["store", "exactly-once"]
 
 NAME = "chat"
 TEXT = "ヘルプ"  # a whole turn of ours: webhook, queue, lease, dialog interrupt, template, reply
@@ -101,16 +106,17 @@ async def drive(
 
 @asynccontextmanager
 async def baseline(
-    run: Run, store: bool = False
+    run: Run, floor: Floor | None = None
 ) -> AsyncIterator[tuple[Emulator, subprocess.Popen[bytes]]]:
-    """The echo bot behind its own emulator: (emulator, bot process). `store`: it inserts each
-    event into the run's database first (the floor)."""
+    """The echo bot behind its own emulator: (emulator, bot process). `floor`: the writes it
+    makes to the run's database first (see `benchmarks.echo_bot`)."""
     port = free_port()
-    name = "echo-store" if store else "echo-bot"
+    name = f"echo-{floor}" if floor else "echo-bot"
+    flags = {None: [], "store": ["--store"], "exactly-once": ["--store", "--record-replies"]}
     async with emulator(run, f"chat-{name}", f"http://127.0.0.1:{port}/callback") as emu:
         proc = run.spawn(
             name,
-            ["-m", "benchmarks.echo_bot", "--port", str(port), *(["--store"] if store else [])],
+            ["-m", "benchmarks.echo_bot", "--port", str(port), *flags[floor]],
             run.env("bench_chat_floor", emu.url, f"http://127.0.0.1:{port}"),
         )
         try:
@@ -152,16 +158,29 @@ async def run(run: Run) -> list[Row]:
     seconds = 5.0 if run.quick else 20.0
     async with baseline(run) as (emu, _):
         base = await measure(emu, levels, seconds)
-    async with baseline(run, store=True) as (emu, _):
+    async with baseline(run, "store") as (emu, _):
         floor = await measure(emu, levels, seconds)
+    async with baseline(run, "exactly-once") as (emu, _):
+        once = await measure(emu, levels, seconds)
     async with ours(run, "bench_chat") as (emu, _):
         mine = await measure(emu, levels, seconds)
     rows: list[Row] = []
     for level in levels:
-        b, f, o = base[level], floor[level], mine[level]
+        b, o = base[level], mine[level]
         rows.append(Row(NAME, "baseline (SDK echo)", f"{level} users", figures(b)))
-        # No target: it shows how much of the target one database write already takes.
-        rows.append(Row(NAME, "floor (echo + 1 insert)", f"{level} users", against(f, b)))
+        # No target: they show how much of the target the writes of any bot that keeps its
+        # events (and, exactly once, its replies) already take.
+        rows.append(
+            Row(NAME, "floor (echo + 1 insert)", f"{level} users", against(floor[level], b))
+        )
+        rows.append(
+            Row(
+                NAME,
+                "floor, exactly once (echo + 2 inserts)",
+                f"{level} users",
+                against(once[level], b),
+            )
+        )
         ratios = against(o, b)
         throughput, tail = float(ratios["x throughput"]), float(ratios["x p99"])
         rows.append(

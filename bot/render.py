@@ -27,16 +27,18 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias, TypeVar
 
 from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
-from linebot.v3.messaging import Message, QuickReplyItem
+from linebot.v3.messaging import Message, QuickReply, QuickReplyItem, TextMessage
 
 from bot.clock import JST
 from bot.domain.places import get_place
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+# The SDK models a template's output is checked as.
+M = TypeVar("M", Message, QuickReply)
 
 MAX_MESSAGES = 5
 MAX_TEXT = 5000
@@ -136,9 +138,11 @@ def attach_quick_replies(
     result = list(messages)
     if not quick_replies or not result:
         return result
-    last = result[-1].to_dict()
-    last["quickReply"] = {"items": quick_reply_dicts(quick_replies)}
-    result[-1] = _message(last, "quick replies")
+    given = {"items": quick_reply_dicts(quick_replies)}
+    quick = _checked(QuickReply.from_dict, given, "quick replies")
+    # A copy: the caller's message may be in use elsewhere (only the quick replies change, and
+    # they are checked on their own, not the whole message again).
+    result[-1] = result[-1].copy(update={"quick_reply": quick})
     return result
 
 
@@ -299,7 +303,7 @@ def text_message(text: str, name: str = "text") -> Message:
         raise RenderError(f"template {name} rendered to an empty text")
     if len(body) > MAX_TEXT:
         raise RenderError(f"template {name}: text is longer than {MAX_TEXT} characters")
-    return _message({"type": "text", "text": body}, name)
+    return TextMessage(text=body)  # built here: no field a typo could drop
 
 
 def json_messages(rendered: str, name: str) -> list[Message]:
@@ -345,16 +349,21 @@ def _check_flex(item: Mapping[str, Any], name: str) -> None:
 
 
 def _message(data: dict[str, Any], name: str) -> Message:
+    return _checked(Message.from_dict, data, name)
+
+
+def _checked(parse: Callable[[dict[str, Any]], M | None], data: dict[str, Any], name: str) -> M:
+    """`data` as an SDK model, refused with a RenderError when the model would not take it all."""
     try:
-        message = Message.from_dict(data)
+        model = parse(data)
     except Exception as exc:  # the SDK raises ValueError, KeyError, pydantic errors…
         raise RenderError(f"template {name}: not a valid LINE message: {exc}") from exc
-    if message is None:
+    if model is None:
         raise RenderError(f"template {name}: not a valid LINE message")
-    dropped = list(_dropped_keys(data, message.to_dict()))
+    dropped = list(_dropped_keys(data, model.to_dict()))
     if dropped:
         raise RenderError(f"template {name}: unknown field(s) {', '.join(dropped)}")
-    return message
+    return model
 
 
 def _dropped_keys(given: Any, kept: Any, path: str = "") -> Iterable[str]:

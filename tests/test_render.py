@@ -10,7 +10,7 @@ import yaml
 from linebot.v3.messaging import FlexMessage, ReplyMessageRequest, TextMessage
 
 from bot.dialog.engine import fit
-from bot.render import TEMPLATES_DIR, Button, Renderer, RenderError
+from bot.render import TEMPLATES_DIR, Button, Renderer, RenderError, attach_quick_replies
 from tests.dialog_chat import texts_of
 
 SAMPLES = yaml.safe_load((TEMPLATES_DIR / "samples.yaml").read_text(encoding="utf-8"))
@@ -150,6 +150,18 @@ def test_quick_reply_limits(tdir: Path) -> None:
         renderer.render("a/q", {}, quick_replies=[Button("あ" * 21, data="d")])
     with pytest.raises(RenderError, match="300"):
         renderer.render("a/q", {}, quick_replies=[Button("a", data="d" * 301)])
+
+
+def test_quick_replies_are_checked_and_leave_the_given_message_as_it_was() -> None:
+    given = TextMessage(text="選んでください。")
+    item = {"type": "action", "action": {"type": "message", "label": "はい", "text": "はい"}}
+    [with_quick] = attach_quick_replies([given], [item])
+    assert with_quick.to_dict()["quickReply"]["items"] == [item]
+    assert with_quick.to_dict()["text"] == "選んでください。"
+    assert given.quick_reply is None
+    typo = {"type": "action", "action": {**item["action"], "lable": "いいえ"}}
+    with pytest.raises(RenderError, match=r"unknown field\(s\) items\[0\]\.action\.lable"):
+        attach_quick_replies([given], [typo])
 
 
 def test_same_name_as_txt_and_json_is_an_error(tdir: Path) -> None:
