@@ -30,6 +30,7 @@ from bot.services import HandlerFactory, Services
 from bot.settings import Settings
 from bot.storage import Storage
 from bot.storage.db import Document
+from bot.storage.events import ending_id
 from tests.conftest import make_env
 
 # Fast retries so fault tests do not wait on real back-off times.
@@ -194,12 +195,11 @@ async def unfinished_events(storage: Storage, user_keys: list[str]) -> list[Docu
     and neither queued nor ended (lost)."""
     queued = await storage.pending_events.col.find({"user_key": {"$in": user_keys}}).to_list(None)
     receipts = storage.inbound_events.col.find({"user_key": {"$in": user_keys}}, {"_id": 1})
-    ids = [str(receipt["_id"]) async for receipt in receipts]
+    by_ending = {ending_id(str(receipt["_id"])): str(receipt["_id"]) async for receipt in receipts}
+    ids = list(by_ending.values())
     endings = {
-        str(doc["_id"]).removesuffix(":end"): doc
-        async for doc in storage.inbound_events.col.find(
-            {"_id": {"$in": [f"{i}:end" for i in ids]}}
-        )
+        by_ending[doc["_id"]]: doc
+        async for doc in storage.inbound_events.col.find({"_id": {"$in": list(by_ending)}})
     }
     waiting = {doc["_id"] for doc in queued}
     failed = [doc for doc in endings.values() if doc["status"] == "failed"]

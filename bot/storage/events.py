@@ -45,7 +45,8 @@ def _is_redelivery(event: dict[str, Any]) -> bool:
     return isinstance(context, dict) and context.get("isRedelivery") is True
 
 
-def _ending_id(event_id: str) -> str:
+def ending_id(event_id: str) -> str:
+    """The `_id` of an event's ending in `inbound_events`."""
     return f"{event_id}:end"
 
 
@@ -174,7 +175,7 @@ class InboundEvents(Store):
         return await self.first_pending(await self.pending.queue(user_key))
 
     async def ended(self, event_id: str) -> bool:
-        return await self.col.find_one({"_id": _ending_id(event_id)}, {"_id": 1}) is not None
+        return await self.col.find_one({"_id": ending_id(event_id)}, {"_id": 1}) is not None
 
     async def mark_reply(
         self, event_id: str, user_key: str, n: int, messages: list[dict[str, Any]]
@@ -215,7 +216,7 @@ class InboundEvents(Store):
                 {"_id": event_id, "user_key": user_key}, {"$set": {"check": True}}
             )
         ending: Document = {
-            "_id": _ending_id(event_id),
+            "_id": ending_id(event_id),
             "status": status,
             "done_at": now,
             "expires_at": now + KEEP_EVENTS,
@@ -231,7 +232,7 @@ class InboundEvents(Store):
         queued = await self.pending.get(event_id)
         if queued is not None:
             return queued
-        ending = await self.col.find_one({"_id": _ending_id(event_id)})
+        ending = await self.col.find_one({"_id": ending_id(event_id)})
         if ending is not None:
             return {**ending, "_id": event_id}
         receipt = await self.col.find_one({"_id": event_id})
