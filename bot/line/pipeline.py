@@ -328,13 +328,17 @@ class Pipeline:
             await events.finish(event_id, user_key, "ignored", self.clock.now())
             return
         tried = _int(stored.get("replies_tried"))
+        token = event.get("replyToken")
+        reply_token = token if isinstance(token, str) else None
         # Numbered replies of this attempt, each recorded on the event before it is sent.
         replies = 0
 
         async def reply(messages: Sequence[Message]) -> None:
             nonlocal replies
             replies += 1
-            await self._send_reply(stored, incoming.user_id, replies, messages, replies <= tried)
+            await self._send_reply(
+                stored, incoming.user_id, reply_token, replies, messages, replies <= tried
+            )
 
         status, error = "done", ""
         try:
@@ -350,7 +354,9 @@ class Pipeline:
             }
             resend = sorted((recorded | self._unsent.pop(event_id, {})).items())
             for n, messages in resend:
-                await self._send_reply(stored, incoming.user_id, n, messages, n <= tried)
+                await self._send_reply(
+                    stored, incoming.user_id, reply_token, n, messages, n <= tried
+                )
             replies = len(resend)
         except PyMongoError:
             raise  # not the handler's fault: the event stays pending and is retried
@@ -366,6 +372,7 @@ class Pipeline:
         self,
         stored: dict[str, Any],
         user_id: str,
+        reply_token: str | None,
         n: int,
         messages: Sequence[Message],
         tried: bool,
@@ -391,9 +398,8 @@ class Pipeline:
                 # Not sent: kept for a retry that finds this turn committed.
                 self._unsent.setdefault(event_id, {})[n] = messages
                 raise
-        token = self.storage.inbound_events.event_of(stored).get("replyToken")
         await self.line.reply(
-            token if n == 1 and isinstance(token, str) else None,
+            reply_token if n == 1 else None,
             user_id,
             messages,
             logical_key=f"reply:{event_id}:{n}",
